@@ -1,0 +1,301 @@
+"""Target structures: which candidate columns are positives, which are valid.
+
+A :class:`Targets` describes, for an A x C similarity matrix ``S``, the
+positive weights ``W`` (A x C, ``W >= 0``), the validity mask ``M`` (A x C,
+bool) and an optional additive logit bias ``B`` (A x C), in the notation of
+``objectives.md`` section 0.1. It can hold them densely or in compact forms
+that never build the whole matrix: :meth:`Targets.block` materialises only the
+rows and columns a tile needs.
+
+The rules that combine the parts of a block, in order:
+
+1. ``W`` is the sum of the dense ``pos``, the index lists
+   ``pos_index``/``pos_weight`` and the id equality ``pos_row_ids ==
+   pos_col_ids``.
+2. ``M`` starts from the dense ``valid`` (all True when absent), then drops
+   the columns listed in ``exclude_index``, the entries whose
+   ``mask_row_ids == mask_col_ids`` unless they are positives (false-negative
+   masking), and the self column ``c == r + self_offset``.
+3. ``W`` is zeroed wherever ``M`` is False: an invalid entry is removed from
+   row i entirely, numerator and denominator.
+
+Example::
+
+    >>> import torch
+    >>> t = Targets.from_index(torch.tensor([1, 0]), num_cols=3)
+    >>> t.dense()[0]
+    tensor([[0., 1., 0.],
+            [1., 0., 0.]])
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, fields, replace
+from typing import NamedTuple
+
+import torch
+from torch import Tensor
+
+
+class Block(NamedTuple):
+    """A materialised piece of a :class:`Targets`: ``W`` float, ``M`` bool, ``B`` float or None."""
+
+    pos: Tensor
+    valid: Tensor
+    bias: Tensor | None
+
+
+def _check_2d(name: str, value: Tensor | None, shape: tuple[int, int] | None) -> None:
+    if value is None:
+        return
+    if value.dim() != 2:
+        raise ValueError(f"Targets.{name}: expected a 2-D tensor, got shape {tuple(value.shape)}")
+    if shape is not None and tuple(value.shape) != shape:
+        raise ValueError(f"Targets.{name}: shape {tuple(value.shape)} does not match targets shape {shape}")
+
+
+def _check_rows(name: str, value: Tensor | None, rows: int, dims: int) -> None:
+    if value is None:
+        return
+    if value.dim() != dims or value.shape[0] != rows:
+        want = "(A,)" if dims == 1 else "(A, k)"
+        raise ValueError(f"Targets.{name}: expected shape {want} with A={rows}, got {tuple(value.shape)}")
+
+
+def _scatter(rows: int, cols: slice, index: Tensor, value: Tensor | None, dtype: torch.dtype) -> Tensor:
+    """Dense (rows, cols) block with ``value`` summed at the listed columns (-1 = padding)."""
+    width = cols.stop - cols.start
+    out = torch.zeros(rows, width, dtype=dtype, device=index.device)
+    inside = (index >= cols.start) & (index < cols.stop)
+    if not bool(inside.any()):
+        return out
+    local = torch.where(inside, index - cols.start, torch.zeros_like(index))
+    val = torch.ones_like(index, dtype=dtype) if value is None else value.to(dtype)
+    out.scatter_add_(1, local, val * inside.to(dtype))
+    return out
+
+
+@dataclass(frozen=True, eq=False)
+class Targets:
+    """Positive weights, validity and logit bias for an A x C similarity matrix.
+
+    Construct densely as ``Targets(pos=W, valid=M)`` or with the compact
+    constructors :meth:`from_index`, :meth:`from_lists`, :meth:`from_ids`,
+    :meth:`diagonal`. Shapes: dense fields (A, C); ``*_index`` and
+    ``*_weight``/``bias_value`` (A, k) with ``-1`` as padding; row ids (A,),
+    column ids (C,). ``num_cols`` is required when no dense field fixes C.
+    """
+
+    pos: Tensor | None = None
+    valid: Tensor | None = None
+    bias: Tensor | None = None
+    pos_index: Tensor | None = None
+    pos_weight: Tensor | None = None
+    pos_row_ids: Tensor | None = None
+    pos_col_ids: Tensor | None = None
+    exclude_index: Tensor | None = None
+    mask_row_ids: Tensor | None = None
+    mask_col_ids: Tensor | None = None
+    self_offset: int | None = None
+    bias_index: Tensor | None = None
+    bias_value: Tensor | None = None
+    num_rows: int | None = None
+    num_cols: int | None = None
+
+    def __post_init__(self) -> None:
+        shape = self._infer_shape()
+        object.__setattr__(self, "num_rows", shape[0])
+        object.__setattr__(self, "num_cols", shape[1])
+        for name in ("pos", "valid", "bias"):
+            _check_2d(name, getattr(self, name), shape)
+        for name in ("pos_index", "pos_weight", "exclude_index", "bias_index", "bias_value"):
+            _check_rows(name, getattr(self, name), shape[0], 2)
+        for name in ("pos_row_ids", "mask_row_ids"):
+            _check_rows(name, getattr(self, name), shape[0], 1)
+        for name in ("pos_col_ids", "mask_col_ids"):
+            _check_rows(name, getattr(self, name), shape[1], 1)
+        self._check_pairs()
+        self._check_values()
+
+    def _infer_shape(self) -> tuple[int, int]:
+        for name in ("pos", "valid", "bias"):
+            value = getattr(self, name)
+            if value is not None and value.dim() == 2:
+                return int(value.shape[0]), int(value.shape[1])
+        rows = self.num_rows
+        for name in ("pos_index", "pos_row_ids", "exclude_index", "mask_row_ids", "bias_index"):
+            value = getattr(self, name)
+            if rows is None and value is not None:
+                rows = int(value.shape[0])
+        cols = self.num_cols
+        for name in ("pos_col_ids", "mask_col_ids"):
+            value = getattr(self, name)
+            if cols is None and value is not None:
+                cols = int(value.shape[0])
+        if rows is None or cols is None:
+            raise ValueError("Targets: cannot infer the (A, C) shape; pass num_rows/num_cols or a dense field")
+        return rows, cols
+
+    def _check_pairs(self) -> None:
+        pairs = (("pos_row_ids", "pos_col_ids"), ("mask_row_ids", "mask_col_ids"), ("bias_index", "bias_value"))
+        for left, right in pairs:
+            if (getattr(self, left) is None) != (getattr(self, right) is None):
+                raise ValueError(f"Targets: {left} and {right} must be given together")
+        if self.pos_weight is not None and self.pos_index is None:
+            raise ValueError("Targets: pos_weight needs pos_index")
+        if self.pos_weight is not None and self.pos_weight.shape != self.pos_index.shape:
+            raise ValueError("Targets: pos_weight must have the shape of pos_index")
+        if self.bias_index is not None and self.bias_value.shape != self.bias_index.shape:
+            raise ValueError("Targets: bias_value must have the shape of bias_index")
+
+    def _check_values(self) -> None:
+        if self.pos is not None and bool((self.pos < 0).any()):
+            raise ValueError("Targets.pos: positive weights must be >= 0")
+        if self.pos_weight is not None and bool((self.pos_weight < 0).any()):
+            raise ValueError("Targets.pos_weight: positive weights must be >= 0")
+        if self.valid is not None and self.valid.dtype != torch.bool:
+            raise ValueError(f"Targets.valid: expected a bool tensor, got {self.valid.dtype}")
+        if self.pos is not None and self.valid is not None and bool(((self.pos > 0) & ~self.valid).any()):
+            raise ValueError("Targets: pos > 0 where valid is False (W[i,c] > 0 must imply M[i,c])")
+        for name in ("pos_index", "exclude_index", "bias_index"):
+            index = getattr(self, name)
+            if index is not None and index.numel() and (int(index.max()) >= self.num_cols or int(index.min()) < -1):
+                raise ValueError(f"Targets.{name}: column indices must lie in [-1, {self.num_cols})")
+
+    # ------------------------------------------------------------------ constructors
+    @classmethod
+    def from_index(cls, index: Tensor, num_cols: int, weight: Tensor | None = None) -> Targets:
+        """One positive column per row: ``index`` (A,) long, ``-1`` for a row with no positive."""
+        index = torch.as_tensor(index, dtype=torch.long)
+        w = None if weight is None else torch.as_tensor(weight).reshape(-1, 1)
+        return cls(pos_index=index.reshape(-1, 1), pos_weight=w, num_cols=num_cols)
+
+    @classmethod
+    def from_lists(cls, index: Tensor, num_cols: int, weight: Tensor | None = None) -> Targets:
+        """Several positives per row: ``index`` (A, k) long padded with ``-1``, optional weights (A, k)."""
+        return cls(pos_index=torch.as_tensor(index, dtype=torch.long), pos_weight=weight, num_cols=num_cols)
+
+    @classmethod
+    def from_ids(
+        cls,
+        row_ids: Tensor,
+        col_ids: Tensor,
+        *,
+        exclude_self: bool = False,
+    ) -> Targets:
+        """Equal ids mean positive (e.g. SupCon labels); ``exclude_self`` drops column ``c == r``."""
+        return cls(
+            pos_row_ids=torch.as_tensor(row_ids),
+            pos_col_ids=torch.as_tensor(col_ids),
+            self_offset=0 if exclude_self else None,
+        )
+
+    @classmethod
+    def diagonal(cls, n: int, num_cols: int | None = None, offset: int = 0) -> Targets:
+        """Row i's positive is column ``i + offset`` (the usual paired-batch layout)."""
+        return cls.from_index(torch.arange(n) + offset, num_cols=n if num_cols is None else num_cols)
+
+    def with_id_mask(self, row_ids: Tensor, col_ids: Tensor) -> Targets:
+        """Mask out (not count as negatives) candidates whose id equals the row's id, positives kept."""
+        return replace(self, mask_row_ids=torch.as_tensor(row_ids), mask_col_ids=torch.as_tensor(col_ids))
+
+    # ------------------------------------------------------------------ views
+    @property
+    def shape(self) -> tuple[int, int]:
+        """(A, C)."""
+        return int(self.num_rows), int(self.num_cols)
+
+    def block(
+        self,
+        rows: slice | None = None,
+        cols: slice | None = None,
+        *,
+        dtype: torch.dtype = torch.float32,
+        device: torch.device | str | None = None,
+    ) -> Block:
+        """Materialise ``W``, ``M`` and ``B`` for ``rows`` x ``cols`` (step-1 slices, default all)."""
+        rows = slice(0, self.num_rows) if rows is None else slice(rows.start or 0, min(rows.stop, self.num_rows))
+        cols = slice(0, self.num_cols) if cols is None else slice(cols.start or 0, min(cols.stop, self.num_cols))
+        pos = self._pos_block(rows, cols, dtype)
+        valid = self._valid_block(rows, cols, pos.device, positives=pos > 0)
+        pos = pos * valid
+        bias = self._bias_block(rows, cols, dtype)
+        if device is not None:
+            pos, valid = pos.to(device), valid.to(device)
+            bias = None if bias is None else bias.to(device)
+        return Block(pos, valid, bias)
+
+    def dense(self, dtype: torch.dtype = torch.float32) -> Block:
+        """The whole ``(W, M, B)``; O(A x C) memory."""
+        return self.block(dtype=dtype)
+
+    def _pos_block(self, rows: slice, cols: slice, dtype: torch.dtype) -> Tensor:
+        n, width = rows.stop - rows.start, cols.stop - cols.start
+        pos = self.pos[rows, cols].to(dtype) if self.pos is not None else None
+        if self.pos_index is not None:
+            weight = None if self.pos_weight is None else self.pos_weight[rows]
+            part = _scatter(n, cols, self.pos_index[rows], weight, dtype)
+            pos = part if pos is None else pos + part.to(pos.device)
+        if self.pos_row_ids is not None:
+            part = (self.pos_row_ids[rows, None] == self.pos_col_ids[None, cols]).to(dtype)
+            pos = part if pos is None else pos + part.to(pos.device)
+        return torch.zeros(n, width, dtype=dtype, device=self._device()) if pos is None else pos
+
+    def _valid_block(self, rows: slice, cols: slice, device: torch.device, positives: Tensor) -> Tensor:
+        n, width = rows.stop - rows.start, cols.stop - cols.start
+        if self.valid is not None:
+            valid = self.valid[rows, cols].to(device).clone()
+        else:
+            valid = torch.ones(n, width, dtype=torch.bool, device=device)
+        if self.exclude_index is not None:
+            valid &= _scatter(n, cols, self.exclude_index[rows].to(device), None, torch.float32) == 0
+        if self.mask_row_ids is not None:
+            same = self.mask_row_ids[rows, None].to(device) == self.mask_col_ids[None, cols].to(device)
+            valid &= ~(same & ~positives)
+        if self.self_offset is not None:
+            r = torch.arange(rows.start, rows.stop, device=device)[:, None] + self.self_offset
+            c = torch.arange(cols.start, cols.stop, device=device)[None, :]
+            valid &= r != c
+        return valid
+
+    def _bias_block(self, rows: slice, cols: slice, dtype: torch.dtype) -> Tensor | None:
+        bias = self.bias[rows, cols].to(dtype) if self.bias is not None else None
+        if self.bias_index is not None:
+            part = _scatter(rows.stop - rows.start, cols, self.bias_index[rows], self.bias_value[rows], dtype)
+            bias = part if bias is None else bias + part.to(bias.device)
+        return bias
+
+    def _device(self) -> torch.device:
+        for f in fields(self):
+            value = getattr(self, f.name)
+            if isinstance(value, Tensor):
+                return value.device
+        return torch.device("cpu")
+
+    def transpose(self) -> Targets:
+        """Targets of ``S.T`` (C x A). Id forms stay compact; index forms are materialised."""
+        if self.pos_index is None and self.exclude_index is None and self.bias_index is None:
+            flip = (lambda x: None if x is None else x.T)  # noqa: E731
+            return Targets(
+                pos=flip(self.pos),
+                valid=flip(self.valid),
+                bias=flip(self.bias),
+                pos_row_ids=self.pos_col_ids,
+                pos_col_ids=self.pos_row_ids,
+                mask_row_ids=self.mask_col_ids,
+                mask_col_ids=self.mask_row_ids,
+                self_offset=None if self.self_offset is None else -self.self_offset,
+                num_rows=self.num_cols,
+                num_cols=self.num_rows,
+            )
+        pos, valid, bias = self.dense()
+        return Targets(pos=pos.T, valid=valid.T, bias=None if bias is None else bias.T)
+
+    def to(self, device: torch.device | str) -> Targets:
+        """A copy with every tensor moved to ``device``."""
+        moved = {
+            f.name: getattr(self, f.name).to(device)
+            for f in fields(self)
+            if isinstance(getattr(self, f.name), Tensor)
+        }
+        return replace(self, **moved)

@@ -1,0 +1,103 @@
+"""The embedding-level entry point: ``ContrastiveLoss(name, ...)(anchors, candidates, targets)``.
+
+Builds the similarity from embeddings (cosine or dot), then calls the
+objective densely, or, with ``tile_size`` set, through the exact tiled engine
+(:func:`contrastkit.scale.tiled.tiled_loss`) so the A x C matrix is never held.
+Symmetric objectives (CLIP) run the tiled engine once per direction.
+
+Example::
+
+    >>> import torch
+    >>> from contrastkit import ContrastiveLoss
+    >>> from contrastkit.objectives import Targets
+    >>> q, d = torch.randn(8, 32), torch.randn(8, 32)
+    >>> loss_fn = ContrastiveLoss("infonce", temperature=0.05, tile_size=4)
+    >>> loss = loss_fn(q, d, Targets.diagonal(8))
+"""
+
+from __future__ import annotations
+
+from torch import Tensor, nn
+
+from contrastkit.objectives.base import MatrixObjective, Objective
+from contrastkit.objectives.registry import REGISTRY
+from contrastkit.objectives.similarity import Similarity, prepare
+from contrastkit.objectives.targets import Targets
+from contrastkit.objectives.temperature import Temperature
+from contrastkit.scale.tiled import tiled_loss
+
+
+class ContrastiveLoss(nn.Module):
+    """A matrix objective applied to embeddings, dense or tiled.
+
+    Args:
+        objective: a registry name (``contrastkit.objectives.names()``) or a
+            ready :class:`MatrixObjective`.
+        temperature: tau; None keeps the objective's default.
+        similarity: ``"cosine"`` (default) or ``"dot"``.
+        tile_size: None for the dense path; an int is the row-tile size of
+            the exact tiled path (peak memory O(tile_size x C)).
+        tile_cols: optional column-tile size for the tiled path (two passes,
+            peak memory O(tile_size x tile_cols)).
+        **hparams: the objective's other hyperparameters.
+
+    Call with ``anchors`` (A, d), ``candidates`` (C, d), ``targets`` (A, C);
+    returns a 0-d loss.
+    """
+
+    def __init__(
+        self,
+        objective: str | Objective,
+        *,
+        temperature: float | Temperature | None = None,
+        similarity: Similarity | str = Similarity.COSINE,
+        tile_size: int | None = None,
+        tile_cols: int | None = None,
+        **hparams: object,
+    ) -> None:
+        super().__init__()
+        if isinstance(objective, str):
+            if temperature is not None:
+                hparams["temperature"] = temperature
+            objective = REGISTRY.get(objective, **hparams)
+        elif hparams or temperature is not None:
+            raise TypeError("ContrastiveLoss: pass hyperparameters to the objective itself when giving an instance")
+        if not isinstance(objective, MatrixObjective):
+            info = objective.info
+            raise TypeError(
+                f"ContrastiveLoss takes matrix objectives; {info.name!r} takes {info.inputs}: "
+                f"call contrastkit.objectives.get({info.name!r})(...) directly"
+            )
+        if tile_size is not None and not objective.row_separable:
+            raise ValueError(f"objective {objective.info.name!r} with these options is not row-separable; tile_size must be None")
+        self.objective = objective
+        self.similarity = Similarity(similarity)
+        self.tile_size = tile_size
+        self.tile_cols = tile_cols
+
+    def forward(self, anchors: Tensor, candidates: Tensor, targets: Targets) -> Tensor:
+        a, c = prepare(anchors, self.similarity), prepare(candidates, self.similarity)
+        if self.tile_size is None:
+            return self.objective(a @ c.T, targets)
+        objective = self.objective
+        targets = objective.prepare_targets(targets)
+        loss = self._tiled(a, c, targets)
+        if objective.symmetric:
+            loss = 0.5 * (loss + self._tiled(c, a, targets.transpose()))
+        return loss
+
+    def _tiled(self, a: Tensor, c: Tensor, targets: Targets) -> Tensor:
+        objective = self.objective
+        return tiled_loss(
+            a,
+            c,
+            targets,
+            objective.reducer,
+            scale=objective.scale(),
+            bias=objective.logit_bias(),
+            tile_rows=self.tile_size,
+            tile_cols=self.tile_cols,
+        )
+
+    def extra_repr(self) -> str:
+        return f"{self.objective.info.name}, similarity={self.similarity.value}, tile_size={self.tile_size}"
