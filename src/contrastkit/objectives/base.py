@@ -75,8 +75,8 @@ class Objective(nn.Module):
         return False
 
 
-class MatrixObjective(Objective):
-    """An objective of ``(S, targets)``: logits ``L = S * scale + B``, a row reducer, mean over kept rows.
+class ScaledObjective(Objective):
+    """Shared state of objectives with logits ``L = S * scale (+ bias) (+ B)`` and a row reducer.
 
     Args:
         temperature: tau (float or :class:`Temperature`); defaults to the
@@ -110,32 +110,60 @@ class MatrixObjective(Objective):
         """A scalar added to every logit (SigLIP's ``b``); None by default."""
         return None
 
+    def loss_factor(self) -> float:
+        """A constant multiplying the reduced loss (SupCon's ``tau / base_tau``); 1 by default."""
+        return 1.0
+
     def prepare_targets(self, targets: Targets) -> Targets:
         """Hook for objectives that rewrite targets before reduction (Rand1LH draws its positive)."""
         return targets
 
-    def forward(self, S: Tensor, targets: Targets) -> Tensor:  # noqa: N803 - math notation
-        """Scalar loss for similarity ``S`` (A, C) and ``targets`` of the same shape."""
-        if tuple(S.shape) != targets.shape:
-            raise ValueError(f"{self.info.name}: S has shape {tuple(S.shape)} but targets have {targets.shape}")
-        targets = self.prepare_targets(targets)
+    def logits(self, S: Tensor, B: Tensor | None = None) -> Tensor:
+        """``L = S * scale (+ bias) (+ B)``."""
+        L = S * self.scale().to(S.dtype)
+        bias = self.logit_bias()
+        if bias is not None:
+            L = L + bias.to(S.dtype)
+        return L if B is None else L + B
+
+    def reduce(self, S: Tensor, targets: Targets) -> Tensor:
+        """Dense loss of ``S`` (A, C) under already-prepared ``targets`` (both directions if symmetric)."""
         loss = self._one_direction(S, targets)
         if self.symmetric:
             loss = 0.5 * (loss + self._one_direction(S.T, targets.transpose()))
-        return loss
+        return loss * self.loss_factor()
 
-    def _one_direction(self, S: Tensor, targets: Targets) -> Tensor:  # noqa: N803
-        W, M, B = targets.block(dtype=S.dtype, device=S.device)  # noqa: N806
-        L = self.logits(S, B)  # noqa: N806
-        return reduce_rows(self.reducer.rows(L, W, M))
+    def _one_direction(self, S: Tensor, targets: Targets) -> Tensor:
+        W, M, B = targets.block(dtype=S.dtype, device=S.device)
+        return reduce_rows(self.reducer.rows(self.logits(S, B), W, M))
 
-    def logits(self, S: Tensor, B: Tensor | None = None) -> Tensor:  # noqa: N803
-        """``L = S * scale (+ bias) (+ B)``."""
-        L = S * self.scale().to(S.dtype)  # noqa: N806
-        bias = self.logit_bias()
-        if bias is not None:
-            L = L + bias.to(S.dtype)  # noqa: N806
-        return L if B is None else L + B
+
+class MatrixObjective(ScaledObjective):
+    """An objective of ``(S, targets)``: logits, a row reducer, mean over kept rows."""
+
+    def forward(self, S: Tensor, targets: Targets) -> Tensor:
+        """Scalar loss for similarity ``S`` (A, C) and ``targets`` of the same shape."""
+        if tuple(S.shape) != targets.shape:
+            raise ValueError(f"{self.info.name}: S has shape {tuple(S.shape)} but targets have {targets.shape}")
+        return self.reduce(S, self.prepare_targets(targets))
+
+
+class ViewMatrixObjective(ScaledObjective):
+    """Views in; ``matrix(views)`` builds (anchors, candidates, targets); a row reducer out.
+
+    ``forward(views)`` is the dense computation ``reduce(anchors @
+    candidates^T, targets)``. Because the objective is one matrix and one
+    reducer, ``ContrastiveLoss(name, tile_size=...)(views)`` computes it
+    exactly with the tiled engine. Views are l2-normalised by the caller.
+    """
+
+    def matrix(self, views: Tensor, *extra: Tensor) -> tuple[Tensor, Tensor, Targets]:
+        """(anchors (A, d), candidates (C, d), targets (A, C)) for ``views`` (and labels, where taken)."""
+        raise NotImplementedError
+
+    def forward(self, views: Tensor, *extra: Tensor) -> Tensor:
+        anchors, candidates, targets = self.matrix(views, *extra)
+        return self.reduce(anchors @ candidates.T, self.prepare_targets(targets))
 
 
 def zero_loss(like: Tensor) -> Tensor:

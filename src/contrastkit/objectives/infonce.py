@@ -19,11 +19,11 @@ import math
 import torch
 from torch import Tensor
 
-from contrastkit.objectives.base import Kind, MatrixObjective, Objective, ObjectiveInfo, Status
-from contrastkit.objectives.reducers import RowReducer, WeightedCE, reduce_rows
+from contrastkit.objectives.base import Kind, MatrixObjective, ObjectiveInfo, Status, ViewMatrixObjective
+from contrastkit.objectives.reducers import RowReducer, WeightedCE
 from contrastkit.objectives.registry import register
 from contrastkit.objectives.targets import Targets
-from contrastkit.objectives.temperature import Temperature, as_temperature
+from contrastkit.objectives.temperature import Temperature
 
 _R1 = WeightedCE()
 
@@ -123,21 +123,8 @@ class CLIP(MatrixObjective):
         return _R1
 
 
-class _ViewObjective(Objective):
-    """Views in, a matrix built, R1 out. Holds the temperature."""
-
-    def __init__(self, *, temperature: float | Temperature | None = None) -> None:
-        super().__init__()
-        self.temperature = as_temperature(self.info.default_temperature if temperature is None else temperature)
-
-    def _r1(self, S: Tensor, targets: Targets) -> Tensor:  # noqa: N803
-        W, M, B = targets.block(dtype=S.dtype, device=S.device)  # noqa: N806
-        L = S * self.temperature.scale().to(S.dtype)  # noqa: N806
-        return reduce_rows(_R1.rows(L if B is None else L + B, W, M))
-
-
 @register
-class NTXent(_ViewObjective):
+class NTXent(ViewMatrixObjective):
     """NT-Xent (SimCLR): 2n anchors, partner positive, the 2n-2 other-instance views as negatives.
 
     ``views``: (2, n, d), l2-normalised. ``S = Z Z^T`` with ``Z = [z1; z2]``,
@@ -149,8 +136,7 @@ class NTXent(_ViewObjective):
         name="ntxent",
         title="NT-Xent (SimCLR)",
         status=Status.PAPER,
-        citation="Chen et al., A Simple Framework for Contrastive Learning of Visual Representations, "
-        "arXiv 2002.05709",
+        citation="Chen et al., A Simple Framework for Contrastive Learning of Visual Representations, arXiv 2002.05709",
         kind=Kind.VIEWS,
         inputs="views (2, n, d), l2-normalised",
         reducer="R1 on 2n x 2n, M = not I",
@@ -158,14 +144,18 @@ class NTXent(_ViewObjective):
         default_temperature=0.1,
     )
 
-    def forward(self, views: Tensor) -> Tensor:
+    @property
+    def reducer(self) -> RowReducer:
+        return _R1
+
+    def matrix(self, views: Tensor) -> tuple[Tensor, Tensor, Targets]:
         _check_views("ntxent", views, 2)
         z = views.reshape(-1, views.shape[-1])
-        return self._r1(z @ z.T, ntxent_targets(views.shape[1]))
+        return z, z, ntxent_targets(views.shape[1])
 
 
 @register
-class SimCSE(_ViewObjective):
+class SimCSE(ViewMatrixObjective):
     """Unsupervised SimCSE: ``S = cos(H, H+)`` (n x n), diagonal positives, one direction.
 
     ``views``: (2, n, d), two dropout-noised encodings, l2-normalised. Not
@@ -184,14 +174,17 @@ class SimCSE(_ViewObjective):
         default_temperature=0.05,
     )
 
-    def forward(self, views: Tensor) -> Tensor:
+    @property
+    def reducer(self) -> RowReducer:
+        return _R1
+
+    def matrix(self, views: Tensor) -> tuple[Tensor, Tensor, Targets]:
         _check_views("simcse", views, 2)
-        n = views.shape[1]
-        return self._r1(views[0] @ views[1].T, simcse_targets(n))
+        return views[0], views[1], simcse_targets(views.shape[1])
 
 
 @register
-class SimCSESup(_ViewObjective):
+class SimCSESup(ViewMatrixObjective):
     """Supervised SimCSE with hard negatives: ``S = [cos(H,H+) | cos(H,H-)]`` (n x 2n).
 
     ``views``: (3, n, d) = anchor, positive (entailment), hard negative
@@ -211,13 +204,22 @@ class SimCSESup(_ViewObjective):
         default_temperature=0.05,
     )
 
-    def __init__(self, *, temperature: float | Temperature | None = None, hard_negative_weight: float = 1.0) -> None:
-        super().__init__(temperature=temperature)
+    def __init__(
+        self,
+        *,
+        temperature: float | Temperature | None = None,
+        learnable_temperature: bool = False,
+        hard_negative_weight: float = 1.0,
+    ) -> None:
+        super().__init__(temperature=temperature, learnable_temperature=learnable_temperature)
         self.hard_negative_weight = hard_negative_weight
 
-    def forward(self, views: Tensor) -> Tensor:
+    @property
+    def reducer(self) -> RowReducer:
+        return _R1
+
+    def matrix(self, views: Tensor) -> tuple[Tensor, Tensor, Targets]:
         _check_views("simcse_sup", views, 3)
         n = views.shape[1]
-        S = views[0] @ torch.cat([views[1], views[2]]).T  # noqa: N806
         targets = simcse_targets(n, hard_negatives=True, hard_negative_weight=self.hard_negative_weight)
-        return self._r1(S, targets)
+        return views[0], torch.cat([views[1], views[2]]), targets

@@ -23,8 +23,8 @@ from contrastkit.objectives.base import Kind, MatrixObjective, ObjectiveInfo, St
 from contrastkit.objectives.reducers import (
     NegSelector,
     PairwiseLSE,
-    PosSelector,
     PositiveMarginal,
+    PosSelector,
     RowReducer,
     WeightedCE,
 )
@@ -123,7 +123,7 @@ def draw_one_positive(targets: Targets, generator: Generator | None = None, *, b
     """
     drawn, others = [], []
     for r0 in range(0, targets.num_rows, block_rows):
-        W = targets.block(slice(r0, r0 + block_rows)).pos  # noqa: N806
+        W = targets.block(slice(r0, r0 + block_rows)).pos
         pos = W > 0
         noise = torch.rand(W.shape, generator=generator).masked_fill(~pos, -1.0)
         pick = noise.argmax(-1)

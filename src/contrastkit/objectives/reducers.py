@@ -72,7 +72,7 @@ class RowReducer:
 
     needs: ClassVar[frozenset[Stat]] = frozenset()
 
-    def rows(self, L: Tensor, W: Tensor, M: Tensor) -> RowLoss:  # noqa: N803 - math notation
+    def rows(self, L: Tensor, W: Tensor, M: Tensor) -> RowLoss:
         raise NotImplementedError
 
     def from_stats(self, stats: Stats) -> RowLoss:
@@ -98,7 +98,7 @@ class WeightedCE(RowReducer):
     per_positive: bool = False
     needs: ClassVar[frozenset[Stat]] = frozenset({Stat.LSE_ALL, Stat.WL, Stat.WSUM, Stat.NPOS})
 
-    def rows(self, L: Tensor, W: Tensor, M: Tensor) -> RowLoss:  # noqa: N803
+    def rows(self, L: Tensor, W: Tensor, M: Tensor) -> RowLoss:
         lse = masked_lse(L, M)
         pos = W > 0
         logp = torch.where(pos, L - lse[:, None], torch.zeros_like(L))
@@ -125,7 +125,7 @@ class PositiveMarginal(RowReducer):
 
     needs: ClassVar[frozenset[Stat]] = frozenset({Stat.LSE_ALL, Stat.LSE_POS, Stat.NPOS})
 
-    def rows(self, L: Tensor, W: Tensor, M: Tensor) -> RowLoss:  # noqa: N803
+    def rows(self, L: Tensor, W: Tensor, M: Tensor) -> RowLoss:
         pos = W > 0
         keep = pos.any(-1)
         loss = masked_lse(L, M) - masked_lse(L, pos)
@@ -147,7 +147,7 @@ class Decoupled(RowReducer):
     normalize: bool = True
     needs: ClassVar[frozenset[Stat]] = frozenset({Stat.LSE_NEG, Stat.WL, Stat.WSUM, Stat.NPOS, Stat.NNEG})
 
-    def rows(self, L: Tensor, W: Tensor, M: Tensor) -> RowLoss:  # noqa: N803
+    def rows(self, L: Tensor, W: Tensor, M: Tensor) -> RowLoss:
         pos = W > 0
         neg = M & ~pos
         keep = pos.any(-1) & neg.any(-1)
@@ -195,7 +195,7 @@ class PairwiseLSE(RowReducer):
     def streamable(self) -> bool:
         return self.neg == "all" and self.pos == "all"
 
-    def rows(self, L: Tensor, W: Tensor, M: Tensor) -> RowLoss:  # noqa: N803
+    def rows(self, L: Tensor, W: Tensor, M: Tensor) -> RowLoss:
         pos = W > 0
         neg = M & ~pos
         keep = pos.any(-1) & neg.any(-1)
@@ -231,7 +231,7 @@ class PointwiseSigmoid(RowReducer):
 
     needs: ClassVar[frozenset[Stat]] = frozenset({Stat.BCE})
 
-    def rows(self, L: Tensor, W: Tensor, M: Tensor) -> RowLoss:  # noqa: N803
+    def rows(self, L: Tensor, W: Tensor, M: Tensor) -> RowLoss:
         bce = F.binary_cross_entropy_with_logits(L, W, reduction="none")
         loss = torch.where(M, bce, torch.zeros_like(bce)).sum(-1)
         return RowLoss(loss, torch.ones_like(loss, dtype=torch.bool))

@@ -275,7 +275,7 @@ class Targets:
     def transpose(self) -> Targets:
         """Targets of ``S.T`` (C x A). Id forms stay compact; index forms are materialised."""
         if self.pos_index is None and self.exclude_index is None and self.bias_index is None:
-            flip = (lambda x: None if x is None else x.T)  # noqa: E731
+            flip = lambda x: None if x is None else x.T  # noqa: E731
             return Targets(
                 pos=flip(self.pos),
                 valid=flip(self.valid),
@@ -294,8 +294,6 @@ class Targets:
     def to(self, device: torch.device | str) -> Targets:
         """A copy with every tensor moved to ``device``."""
         moved = {
-            f.name: getattr(self, f.name).to(device)
-            for f in fields(self)
-            if isinstance(getattr(self, f.name), Tensor)
+            f.name: getattr(self, f.name).to(device) for f in fields(self) if isinstance(getattr(self, f.name), Tensor)
         }
         return replace(self, **moved)

@@ -19,7 +19,7 @@ from __future__ import annotations
 
 from torch import Tensor, nn
 
-from contrastkit.objectives.base import MatrixObjective, Objective
+from contrastkit.objectives.base import MatrixObjective, Objective, ScaledObjective, ViewMatrixObjective
 from contrastkit.objectives.registry import REGISTRY
 from contrastkit.objectives.similarity import Similarity, prepare
 from contrastkit.objectives.targets import Targets
@@ -28,11 +28,11 @@ from contrastkit.scale.tiled import tiled_loss
 
 
 class ContrastiveLoss(nn.Module):
-    """A matrix objective applied to embeddings, dense or tiled.
+    """A matrix or view-matrix objective applied to embeddings, dense or tiled.
 
     Args:
         objective: a registry name (``contrastkit.objectives.names()``) or a
-            ready :class:`MatrixObjective`.
+            ready :class:`MatrixObjective` / :class:`ViewMatrixObjective`.
         temperature: tau; None keeps the objective's default.
         similarity: ``"cosine"`` (default) or ``"dot"``.
         tile_size: None for the dense path; an int is the row-tile size of
@@ -41,8 +41,10 @@ class ContrastiveLoss(nn.Module):
             peak memory O(tile_size x tile_cols)).
         **hparams: the objective's other hyperparameters.
 
-    Call with ``anchors`` (A, d), ``candidates`` (C, d), ``targets`` (A, C);
-    returns a 0-d loss.
+    Call a matrix objective with ``anchors`` (A, d), ``candidates`` (C, d),
+    ``targets`` (A, C); a view-matrix objective (NT-Xent, SimCSE, DCL, SupCon,
+    ...) with ``views`` (V, n, d) (plus labels where it takes them). Returns a
+    0-d loss.
     """
 
     def __init__(
@@ -62,29 +64,39 @@ class ContrastiveLoss(nn.Module):
             objective = REGISTRY.get(objective, **hparams)
         elif hparams or temperature is not None:
             raise TypeError("ContrastiveLoss: pass hyperparameters to the objective itself when giving an instance")
-        if not isinstance(objective, MatrixObjective):
+        if not isinstance(objective, ScaledObjective):
             info = objective.info
             raise TypeError(
-                f"ContrastiveLoss takes matrix objectives; {info.name!r} takes {info.inputs}: "
+                f"ContrastiveLoss takes matrix and view-matrix objectives; {info.name!r} takes {info.inputs}: "
                 f"call contrastkit.objectives.get({info.name!r})(...) directly"
             )
         if tile_size is not None and not objective.row_separable:
-            raise ValueError(f"objective {objective.info.name!r} with these options is not row-separable; tile_size must be None")
+            name = objective.info.name
+            raise ValueError(f"objective {name!r} with these options is not row-separable; tile_size must be None")
         self.objective = objective
         self.similarity = Similarity(similarity)
         self.tile_size = tile_size
         self.tile_cols = tile_cols
 
-    def forward(self, anchors: Tensor, candidates: Tensor, targets: Targets) -> Tensor:
-        a, c = prepare(anchors, self.similarity), prepare(candidates, self.similarity)
-        if self.tile_size is None:
-            return self.objective(a @ c.T, targets)
+    def forward(self, *inputs: Tensor | Targets) -> Tensor:
         objective = self.objective
+        if isinstance(objective, ViewMatrixObjective):
+            views = prepare(inputs[0], self.similarity)
+            a, c, targets = objective.matrix(views, *inputs[1:])
+        elif isinstance(objective, MatrixObjective) and len(inputs) == 3:
+            anchors, candidates, targets = inputs
+            a, c = prepare(anchors, self.similarity), prepare(candidates, self.similarity)
+        else:
+            raise TypeError(f"ContrastiveLoss({objective.info.name!r}) takes (anchors, candidates, targets)")
+        if targets.shape != (a.shape[0], c.shape[0]):
+            raise ValueError(f"targets shape {targets.shape} != (A, C) = ({a.shape[0]}, {c.shape[0]})")
         targets = objective.prepare_targets(targets)
+        if self.tile_size is None:
+            return objective.reduce(a @ c.T, targets)
         loss = self._tiled(a, c, targets)
         if objective.symmetric:
             loss = 0.5 * (loss + self._tiled(c, a, targets.transpose()))
-        return loss
+        return loss * objective.loss_factor()
 
     def _tiled(self, a: Tensor, c: Tensor, targets: Targets) -> Tensor:
         objective = self.objective

@@ -52,10 +52,10 @@ class _Plan:
 class _Tile:
     """One block of logits with its targets: ``L`` (r, c), ``S`` (r, c), ``W``, ``M``."""
 
-    S: Tensor  # noqa: N815
-    L: Tensor  # noqa: N815
-    W: Tensor  # noqa: N815
-    M: Tensor  # noqa: N815
+    S: Tensor
+    L: Tensor
+    W: Tensor
+    M: Tensor
 
     def set_of(self, stat: Stat) -> Tensor:
         if stat is Stat.LSE_ALL:
@@ -142,9 +142,9 @@ class _Grads:
 
 
 def _tile(a: Tensor, c: Tensor, rows: slice, cols: slice, s: Tensor, b: Tensor | None, plan: _Plan) -> _Tile:
-    S = a[rows] @ c[cols].T  # noqa: N806
-    W, M, B = plan.targets.block(rows, cols, dtype=a.dtype, device=a.device)  # noqa: N806
-    L = S * s  # noqa: N806
+    S = a[rows] @ c[cols].T
+    W, M, B = plan.targets.block(rows, cols, dtype=a.dtype, device=a.device)
+    L = S * s
     if b is not None:
         L += b
     if B is not None:
@@ -180,7 +180,7 @@ def _run(a: Tensor, c: Tensor, s: Tensor, b: Tensor | None, plan: _Plan, want_gr
 
 class _TiledLoss(torch.autograd.Function):
     @staticmethod
-    def forward(ctx, a, c, scale, bias, plan: _Plan, want_grad: bool):  # noqa: ANN001, ANN205
+    def forward(ctx, a, c, scale, bias, plan: _Plan, want_grad: bool):
         b = None if bias is None else bias.detach()
         loss, grads, denom = _run(a.detach(), c.detach(), scale.detach(), b, plan, want_grad)
         if grads is not None:
@@ -189,7 +189,7 @@ class _TiledLoss(torch.autograd.Function):
         return loss
 
     @staticmethod
-    def backward(ctx, grad_out):  # noqa: ANN001, ANN205
+    def backward(ctx, grad_out):
         ga, gc, gs, gb = ctx.saved_tensors
         return grad_out * ga, grad_out * gc, grad_out * gs, (grad_out * gb if ctx.has_bias else None), None, None
 
@@ -222,9 +222,13 @@ def tiled_loss(
     if not reducer.streamable:
         raise ValueError(f"{type(reducer).__name__} with these options has no streamed form; use the dense path")
     if anchors.dim() != 2 or candidates.dim() != 2 or anchors.shape[1] != candidates.shape[1]:
-        raise ValueError(f"tiled_loss: expected (A, d) and (C, d), got {tuple(anchors.shape)}, {tuple(candidates.shape)}")
+        raise ValueError(
+            f"tiled_loss: expected (A, d) and (C, d), got {tuple(anchors.shape)}, {tuple(candidates.shape)}"
+        )
     if targets.shape != (anchors.shape[0], candidates.shape[0]):
-        raise ValueError(f"tiled_loss: targets shape {targets.shape} != (A, C) = ({anchors.shape[0]}, {candidates.shape[0]})")
+        raise ValueError(
+            f"tiled_loss: targets shape {targets.shape} != (A, C) = ({anchors.shape[0]}, {candidates.shape[0]})"
+        )
     if tile_rows < 1 or (tile_cols is not None and tile_cols < 1):
         raise ValueError("tiled_loss: tile sizes must be >= 1")
     inputs = [anchors, candidates, scale] + ([bias] if bias is not None else [])
