@@ -1,0 +1,7 @@
+"""``python -m contrastkit``."""
+
+import sys
+
+from contrastkit.cli.main import main
+
+sys.exit(main())

@@ -1,0 +1,1 @@
+"""Command-line shell over the public API (``contrastkit --help``)."""
