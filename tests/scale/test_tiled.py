@@ -110,15 +110,29 @@ def test_same_tensor_as_anchors_and_candidates() -> None:
 class _SpyTargets(Targets):
     seen: list = field(default_factory=list)
 
+    def _record(self, rows, cols):
+        rows = rows or slice(0, self.num_rows)
+        cols = cols or slice(0, self.num_cols)
+        self.seen.append((min(rows.stop, self.num_rows) - rows.start, min(cols.stop, self.num_cols) - cols.start))
+
     def block(self, rows=None, cols=None, **kw):
-        out = super().block(rows, cols, **kw)
-        self.seen.append(tuple(out.valid.shape))
-        return out
+        self._record(rows, cols)
+        return super().block(rows, cols, **kw)
+
+    def valid_block(self, rows, cols, **kw):
+        self._record(rows, cols)
+        return super().valid_block(rows, cols, **kw)
+
+    def index_block(self, rows, cols, valid=None):
+        self._record(rows, cols)
+        return super().index_block(rows, cols, valid)
 
 
-def test_never_materialises_more_than_a_tile() -> None:
+@pytest.mark.parametrize("positives", ["index", "lists"])
+def test_never_materialises_more_than_a_tile(positives) -> None:
     A, C = 40, 50
-    t = _SpyTargets(pos_index=torch.arange(A)[:, None], num_cols=C)
+    index = torch.arange(A)[:, None] if positives == "index" else torch.stack([torch.arange(A), torch.arange(A) + 1], 1)
+    t = _SpyTargets(pos_index=index, self_offset=3, num_cols=C)
     a = torch.randn(A, 8, requires_grad=True)
     c = torch.randn(C, 8, requires_grad=True)
     tiled_loss(a, c, t, WeightedCE(), scale=torch.tensor(2.0), tile_rows=8, tile_cols=16).backward()

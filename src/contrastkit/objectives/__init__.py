@@ -6,9 +6,17 @@ Matrix objectives are called as ``get(name)(S, targets)``.
 """
 
 from contrastkit.objectives import (  # noqa: F401 - importing registers the objectives
+    cacr,
+    decoupled,
+    groco,
+    hardness,
+    hooks,
     infonce,
     multipos,
+    multiview,
     siglip,
+    sts,
+    uwe,
 )
 from contrastkit.objectives.base import Kind, MatrixObjective, Objective, ObjectiveInfo, Status
 from contrastkit.objectives.reducers import (

@@ -42,7 +42,7 @@ def simcse_targets(n: int, *, hard_negatives: bool = False, hard_negative_weight
     if hard_negative_weight <= 0:
         raise ValueError(f"hard_negative_weight must be > 0, got {hard_negative_weight}")
     bias_index = (torch.arange(n) + n)[:, None]
-    bias_value = torch.full((n, 1), math.log(hard_negative_weight))
+    bias_value = torch.full((n, 1), math.log(hard_negative_weight), dtype=torch.float64)
     return Targets(
         pos_index=torch.arange(n)[:, None],
         bias_index=bias_index,

@@ -225,6 +225,38 @@ class Targets:
             bias = None if bias is None else bias.to(device)
         return Block(pos, valid, bias)
 
+    @property
+    def has_validity(self) -> bool:
+        """Whether anything can make an entry invalid (False: every entry of ``M`` is True)."""
+        parts = (self.valid, self.exclude_index, self.mask_row_ids)
+        return any(p is not None for p in parts) or self.self_offset is not None
+
+    @property
+    def single_index(self) -> bool:
+        """Whether positives are exactly one index per row (``from_index``), with no dense or id positives."""
+        return (
+            self.pos is None
+            and self.pos_row_ids is None
+            and self.pos_index is not None
+            and self.pos_index.shape[1] == 1
+        )
+
+    def index_block(self, rows: slice, cols: slice, valid: Tensor | None = None) -> tuple[Tensor, Tensor]:
+        """For :attr:`single_index` targets: the local positive column (r, 1) and its weight (r, 1).
+
+        Rows whose positive lies outside ``cols``, is padding or is invalid
+        under ``valid`` (the block's ``M``) get weight 0 and column 0.
+        """
+        if not self.single_index:
+            raise ValueError("Targets.index_block needs single-index targets (Targets.from_index)")
+        index = self.pos_index[rows]
+        inside = (index >= cols.start) & (index < cols.stop)
+        local = torch.where(inside, index - cols.start, torch.zeros_like(index))
+        weight = inside.to(torch.float32) if self.pos_weight is None else self.pos_weight[rows] * inside
+        if valid is not None:
+            weight = weight * valid.gather(1, local)
+        return local, weight
+
     def dense(self, dtype: torch.dtype = torch.float32) -> Block:
         """The whole ``(W, M, B)``; O(A x C) memory."""
         return self.block(dtype=dtype)
@@ -241,7 +273,17 @@ class Targets:
             pos = part if pos is None else pos + part.to(pos.device)
         return torch.zeros(n, width, dtype=dtype, device=self._device()) if pos is None else pos
 
-    def _valid_block(self, rows: slice, cols: slice, device: torch.device, positives: Tensor) -> Tensor:
+    def valid_block(self, rows: slice, cols: slice, *, device: torch.device | str | None = None) -> Tensor | None:
+        """``M`` for ``rows`` x ``cols``, or None when :attr:`has_validity` is False (all entries valid)."""
+        if not self.has_validity:
+            return None
+        positives = None
+        if self.mask_row_ids is not None:
+            positives = self._pos_block(rows, cols, torch.float32) > 0
+        valid = self._valid_block(rows, cols, self._device(), positives=positives)
+        return valid if device is None else valid.to(device)
+
+    def _valid_block(self, rows: slice, cols: slice, device: torch.device, positives: Tensor | None) -> Tensor:
         n, width = rows.stop - rows.start, cols.stop - cols.start
         if self.valid is not None:
             valid = self.valid[rows, cols].to(device).clone()
@@ -288,7 +330,7 @@ class Targets:
                 num_rows=self.num_cols,
                 num_cols=self.num_rows,
             )
-        pos, valid, bias = self.dense()
+        pos, valid, bias = self.dense(dtype=torch.float64)
         return Targets(pos=pos.T, valid=valid.T, bias=None if bias is None else bias.T)
 
     def to(self, device: torch.device | str) -> Targets:

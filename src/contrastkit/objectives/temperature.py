@@ -32,7 +32,8 @@ class Temperature(nn.Module):
         super().__init__()
         if not value > 0:
             raise ValueError(f"temperature must be > 0, got {value}")
-        log_scale = torch.tensor(math.log(1.0 / value), dtype=torch.float32)
+        # float64 for a fixed tau, so that float64 computations see 1/tau exactly
+        log_scale = torch.tensor(math.log(1.0 / value), dtype=torch.float32 if learnable else torch.float64)
         if learnable:
             self.log_scale = nn.Parameter(log_scale)
         else:

@@ -38,6 +38,7 @@ from contrastkit.objectives.targets import Targets
 
 _LSE = {Stat.LSE_ALL, Stat.LSE_POS, Stat.LSE_NEG, Stat.LSE_NEGPOS}
 _DIFFERENTIABLE = _LSE | {Stat.WL, Stat.BCE}
+_NEG_INF = float("-inf")
 
 
 @dataclass(frozen=True)
@@ -46,66 +47,142 @@ class _Plan:
     reducer: RowReducer
     tile_rows: int
     tile_cols: int | None
+    grad_scale: bool
+    grad_bias: bool
 
 
 @dataclass
+class _Exp:
+    """``E = exp(values - m)`` on one LSE set of a tile, with ``m`` and ``sum(E)`` per row."""
+
+    E: Tensor
+    m: Tensor
+    total: Tensor
+
+
 class _Tile:
-    """One block of logits with its targets: ``L`` (r, c), ``S`` (r, c), ``W``, ``M``."""
+    """Logits of one block with its targets, built lazily: dense ``W`` only when a statistic needs it.
 
-    S: Tensor
-    L: Tensor
-    W: Tensor
-    M: Tensor
+    ``M`` is None when every entry is valid. Single-index targets keep their
+    positive as (local column, weight) and never build ``W`` for R1.
+    """
 
-    def set_of(self, stat: Stat) -> Tensor:
+    def __init__(self, L: Tensor, B: Tensor | None, targets: Targets, rows: slice, cols: slice) -> None:
+        self.L, self.B = L, B
+        self.M = targets.valid_block(rows, cols, device=L.device)
+        self.index = targets.index_block(rows, cols, self.M) if targets.single_index else None
+        self._targets, self._rows, self._cols = targets, rows, cols
+        self._W: Tensor | None = None
+        self.exps: dict[Stat, _Exp] = {}
+
+    @property
+    def W(self) -> Tensor:
+        if self._W is None:
+            if self.index is not None:
+                local, weight = self.index
+                W = torch.zeros_like(self.L)
+                self._W = W.scatter_(1, local, weight.to(W.dtype))
+            else:
+                self._W = self._targets.block(self._rows, self._cols, dtype=self.L.dtype, device=self.L.device).pos
+        return self._W
+
+    def set_of(self, stat: Stat) -> Tensor | None:
+        """The boolean set an LSE statistic runs over; None means every column."""
         if stat is Stat.LSE_ALL:
             return self.M
         pos = self.W > 0
         if stat in (Stat.LSE_POS, Stat.LSE_NEGPOS):
             return pos
-        return self.M & ~pos
+        return ~pos if self.M is None else self.M & ~pos
+
+    def exp(self, stat: Stat) -> _Exp:
+        """Unnormalised softmax pieces of an LSE statistic (``-L`` for ``LSE_NEGPOS``)."""
+        values = -self.L if stat is Stat.LSE_NEGPOS else self.L
+        subset = self.set_of(stat)
+        if subset is not None:
+            values = values.masked_fill(~subset, _NEG_INF)
+        m = values.amax(-1)
+        m = torch.where(torch.isfinite(m), m, torch.zeros_like(m))
+        E = (values - m[:, None]).exp_()
+        return _Exp(E, m, E.sum(-1))
+
+    def weighted_logits(self) -> Tensor:
+        if self.index is not None:
+            local, weight = self.index
+            return (self.L.gather(1, local) * weight).sum(-1)
+        return (self.W * self.L).sum(-1)
+
+    def weights(self) -> tuple[Tensor, Tensor]:
+        """Per-row ``sum W`` and ``|P|``."""
+        if self.index is not None:
+            weight = self.index[1].to(self.L.dtype)
+            return weight.sum(-1), (weight > 0).sum(-1)
+        return self.W.sum(-1), (self.W > 0).sum(-1)
+
+    def negatives(self, npos: Tensor) -> Tensor:
+        valid = self.L.shape[1] if self.M is None else self.M.sum(-1)
+        return valid - npos
 
 
 def _init_stats(needs: frozenset[Stat], rows: int, like: Tensor) -> dict[Stat, Tensor]:
-    fill = {s: float("-inf") if s in _LSE else 0.0 for s in needs}
+    fill = {s: _NEG_INF if s in _LSE else 0.0 for s in needs}
     return {s: torch.full((rows,), v, dtype=like.dtype, device=like.device) for s, v in fill.items()}
 
 
-def _update_stats(stats: dict[Stat, Tensor], tile: _Tile) -> None:
-    """Merge one column tile into the running per-row statistics."""
+def _update_stats(stats: dict[Stat, Tensor], tile: _Tile, keep_exp: bool) -> None:
+    """Merge one column tile into the running per-row statistics (streaming log-sum-exp)."""
+    wsum = npos = None
+    if stats.keys() & {Stat.WSUM, Stat.NPOS, Stat.NNEG}:
+        wsum, npos = tile.weights()
     for stat in stats:
         if stat in _LSE:
-            values = -tile.L if stat is Stat.LSE_NEGPOS else tile.L
-            part = torch.logsumexp(values.masked_fill(~tile.set_of(stat), float("-inf")), dim=-1)
+            e = tile.exp(stat)
+            part = e.m + e.total.log()
             stats[stat] = torch.logaddexp(stats[stat], part)
+            if keep_exp:
+                tile.exps[stat] = e
         elif stat is Stat.WL:
-            stats[stat] += (tile.W * tile.L).sum(-1)
+            stats[stat] += tile.weighted_logits()
         elif stat is Stat.WSUM:
-            stats[stat] += tile.W.sum(-1)
+            stats[stat] += wsum
         elif stat is Stat.NPOS:
-            stats[stat] += (tile.W > 0).sum(-1)
+            stats[stat] += npos
         elif stat is Stat.NNEG:
-            stats[stat] += (tile.M & ~(tile.W > 0)).sum(-1)
+            stats[stat] += tile.negatives(npos)
         elif stat is Stat.BCE:
             bce = F.binary_cross_entropy_with_logits(tile.L, tile.W, reduction="none")
-            stats[stat] += bce.masked_fill(~tile.M, 0.0).sum(-1)
+            stats[stat] += (bce if tile.M is None else bce.masked_fill(~tile.M, 0.0)).sum(-1)
 
 
 def _grad_logits(tile: _Tile, stats: dict[Stat, Tensor], coefs: dict[Stat, Tensor]) -> Tensor:
-    """``dLoss/dL`` on one tile from the per-row coefficients ``dLoss/dstat``."""
-    grad = torch.zeros_like(tile.L)
+    """``dLoss/dL`` on one tile from the per-row coefficients ``dLoss/dstat``.
+
+    ``dLSE_X/dL = exp(L - LSE_X)`` on X: the tile's cached ``E`` times
+    ``exp(m - LSE_X)`` (equal to ``1 / sum(E)`` when the row has one tile).
+    """
+    grad: Tensor | None = None
     for stat, coef in coefs.items():
-        c = coef[:, None]
-        if stat in _LSE:
-            lse = stats[stat]
-            lse = torch.where(torch.isfinite(lse), lse, torch.zeros_like(lse))[:, None]
-            sign = -1.0 if stat is Stat.LSE_NEGPOS else 1.0
-            prob = (sign * tile.L).masked_fill(~tile.set_of(stat), float("-inf")).sub_(lse).exp_()
-            grad.add_(prob.mul_(c * sign))
-        elif stat is Stat.WL:
-            grad.add_(tile.W * c)
-        elif stat is Stat.BCE:
-            grad.add_(torch.sigmoid(tile.L).sub_(tile.W).masked_fill_(~tile.M, 0.0).mul_(c))
+        if stat not in _LSE:
+            continue
+        e = tile.exps.pop(stat, None) or tile.exp(stat)
+        lse = stats[stat]
+        lse = torch.where(torch.isfinite(lse), lse, torch.zeros_like(lse))
+        factor = coef * (e.m - lse).exp() * (-1.0 if stat is Stat.LSE_NEGPOS else 1.0)
+        part = e.E.mul_(factor[:, None])
+        grad = part if grad is None else grad.add_(part)
+    if grad is None:
+        grad = torch.zeros_like(tile.L)
+    if Stat.WL in coefs:
+        if tile.index is not None:
+            local, weight = tile.index
+            grad.scatter_add_(1, local, coefs[Stat.WL][:, None] * weight.to(grad.dtype))
+        else:
+            grad.add_(tile.W * coefs[Stat.WL][:, None])
+    if Stat.BCE in coefs:
+        bce = torch.sigmoid(tile.L).sub_(tile.W)
+        if tile.M is not None:
+            bce.masked_fill_(~tile.M, 0.0)
+        grad.add_(bce.mul_(coefs[Stat.BCE][:, None]))
     return grad
 
 
@@ -131,60 +208,88 @@ class _Grads:
     def __init__(self, a: Tensor, c: Tensor) -> None:
         self.a = torch.zeros_like(a)
         self.c = torch.zeros_like(c)
-        self.scale = torch.zeros((), dtype=a.dtype, device=a.device)
-        self.bias = torch.zeros((), dtype=a.dtype, device=a.device)
+        self.scale = torch.zeros((), dtype=torch.float64, device=a.device)
+        self.bias = torch.zeros((), dtype=torch.float64, device=a.device)
 
-    def add(self, rows: slice, cols: slice, tile: _Tile, dlogits: Tensor, a: Tensor, c: Tensor, s: Tensor) -> None:
-        self.a[rows].addmm_(dlogits, c[cols], alpha=float(s))
-        self.c[cols].addmm_(dlogits.T, a[rows], alpha=float(s))
-        self.scale += (dlogits * tile.S).sum()
-        self.bias += dlogits.sum()
-
-
-def _tile(a: Tensor, c: Tensor, rows: slice, cols: slice, s: Tensor, b: Tensor | None, plan: _Plan) -> _Tile:
-    S = a[rows] @ c[cols].T
-    W, M, B = plan.targets.block(rows, cols, dtype=a.dtype, device=a.device)
-    L = S * s
-    if b is not None:
-        L += b
-    if B is not None:
-        L += B
-    return _Tile(S, L, W, M)
+    def add(self, rows: slice, cols: slice, tile: _Tile, dL: Tensor, ctx: _Inputs) -> None:
+        """``dLoss/da = s dL c``, ``dLoss/dc = dL^T (s a)``, ``dLoss/ds = sum dL S``, ``dLoss/db = sum dL``."""
+        self.a[rows].addmm_(dL, ctx.c[cols], alpha=float(ctx.s))
+        self.c[cols].addmm_(dL.T, ctx.a_scaled[rows])
+        if ctx.plan.grad_scale or ctx.plan.grad_bias:
+            dsum = dL.sum(dtype=torch.float64)
+            self.bias += dsum
+            if ctx.plan.grad_scale:  # S = (L - b - B) / s
+                dot = torch.dot(dL.reshape(-1), tile.L.reshape(-1)).double()
+                if ctx.b is not None:
+                    dot = dot - float(ctx.b) * dsum
+                if tile.B is not None:
+                    dot = dot - torch.dot(dL.reshape(-1), tile.B.reshape(-1)).double()
+                self.scale += dot / float(ctx.s)
 
 
-def _run(a: Tensor, c: Tensor, s: Tensor, b: Tensor | None, plan: _Plan, want_grad: bool):
-    n_rows, n_cols = a.shape[0], c.shape[0]
+@dataclass
+class _Inputs:
+    a: Tensor
+    c: Tensor
+    a_scaled: Tensor
+    s: Tensor
+    b: Tensor | None
+    plan: _Plan
+
+    def tile(self, rows: slice, cols: slice) -> _Tile:
+        L = self.a_scaled[rows] @ self.c[cols].T
+        B = self.plan.targets.block(rows, cols, dtype=L.dtype, device=L.device).bias if self._has_bias else None
+        if self.b is not None:
+            L += self.b
+        if B is not None:
+            L += B
+        return _Tile(L, B, self.plan.targets, rows, cols)
+
+    @property
+    def _has_bias(self) -> bool:
+        t = self.plan.targets
+        return t.bias is not None or t.bias_index is not None
+
+
+def _run(ctx: _Inputs, want_grad: bool) -> tuple[Tensor, _Grads | None, Tensor]:
+    n_rows, n_cols = ctx.a.shape[0], ctx.c.shape[0]
+    plan = ctx.plan
     tile_cols = plan.tile_cols or n_cols
-    total = torch.zeros((), dtype=torch.float64, device=a.device)
-    kept = torch.zeros((), dtype=torch.long, device=a.device)
-    grads = _Grads(a, c) if want_grad else None
+    col_slices = [slice(c0, min(c0 + tile_cols, n_cols)) for c0 in range(0, n_cols, tile_cols)]
+    single = len(col_slices) == 1
+    total = torch.zeros((), dtype=torch.float64, device=ctx.a.device)
+    kept = torch.zeros((), dtype=torch.long, device=ctx.a.device)
+    grads = _Grads(ctx.a, ctx.c) if want_grad else None
     for r0 in range(0, n_rows, plan.tile_rows):
         rows = slice(r0, min(r0 + plan.tile_rows, n_rows))
-        col_slices = [slice(c0, min(c0 + tile_cols, n_cols)) for c0 in range(0, n_cols, tile_cols)]
-        stats = _init_stats(plan.reducer.needs, rows.stop - rows.start, a)
-        cached = None
+        stats = _init_stats(plan.reducer.needs, rows.stop - rows.start, ctx.a)
+        tile = None
         for cols in col_slices:
-            cached = _tile(a, c, rows, cols, s, b, plan)
-            _update_stats(stats, cached)
+            tile = ctx.tile(rows, cols)
+            _update_stats(stats, tile, keep_exp=single and want_grad)
         row_total, row_kept, coefs = _row_coefficients(plan.reducer, stats, want_grad)
         total += row_total
         kept += row_kept
         if grads is None or not coefs:
             continue
         for cols in col_slices:
-            tile = cached if len(col_slices) == 1 else _tile(a, c, rows, cols, s, b, plan)
-            grads.add(rows, cols, tile, _grad_logits(tile, stats, coefs), a, c, s)
-    denom = kept.clamp(min=1).to(a.dtype)
-    return (total.to(a.dtype) / denom), grads, denom
+            tile = tile if single else ctx.tile(rows, cols)
+            grads.add(rows, cols, tile, _grad_logits(tile, stats, coefs), ctx)
+    denom = kept.clamp(min=1).to(ctx.a.dtype)
+    return total.to(ctx.a.dtype) / denom, grads, denom
 
 
 class _TiledLoss(torch.autograd.Function):
     @staticmethod
     def forward(ctx, a, c, scale, bias, plan: _Plan, want_grad: bool):
-        b = None if bias is None else bias.detach()
-        loss, grads, denom = _run(a.detach(), c.detach(), scale.detach(), b, plan, want_grad)
+        a, c, s = a.detach(), c.detach(), scale.detach()
+        inputs = _Inputs(a, c, a * s, s, None if bias is None else bias.detach(), plan)
+        loss, grads, denom = _run(inputs, want_grad)
         if grads is not None:
-            ctx.save_for_backward(grads.a / denom, grads.c / denom, grads.scale / denom, grads.bias / denom)
+            dtype = a.dtype
+            ctx.save_for_backward(
+                grads.a / denom, grads.c / denom, (grads.scale / denom).to(dtype), (grads.bias / denom).to(dtype)
+            )
         ctx.has_bias = bias is not None
         return loss
 
@@ -235,5 +340,6 @@ def tiled_loss(
     want_grad = torch.is_grad_enabled() and any(t.requires_grad for t in inputs)
     scale = scale.to(anchors.dtype)
     bias = None if bias is None else bias.to(anchors.dtype)
-    plan = _Plan(targets, reducer, tile_rows, tile_cols)
+    grad_scale, grad_bias = scale.requires_grad, bias is not None and bias.requires_grad
+    plan = _Plan(targets, reducer, tile_rows, tile_cols, grad_scale, grad_bias)
     return _TiledLoss.apply(anchors, candidates, scale, bias, plan, want_grad)
