@@ -6,17 +6,22 @@ Matrix objectives are called as ``get(name)(S, targets)``.
 """
 
 from contrastkit.objectives import (  # noqa: F401 - importing registers the objectives
+    amcl,
     cacr,
     decoupled,
     groco,
     hardness,
     hooks,
     infonce,
+    mochi,
     multipos,
     multiview,
     siglip,
     sts,
+    supcon,
+    supremix,
     uwe,
+    whitened,
 )
 from contrastkit.objectives.base import Kind, MatrixObjective, Objective, ObjectiveInfo, Status
 from contrastkit.objectives.reducers import (

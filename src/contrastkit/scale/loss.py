@@ -78,21 +78,23 @@ class ContrastiveLoss(nn.Module):
         self.tile_size = tile_size
         self.tile_cols = tile_cols
 
-    def forward(self, *inputs: Tensor | Targets) -> Tensor:
+    def forward(self, *inputs: object) -> Tensor:
         objective = self.objective
         if isinstance(objective, ViewMatrixObjective):
-            views = prepare(inputs[0], self.similarity)
-            a, c, targets = objective.matrix(views, *inputs[1:])
+            views, extra = prepare(inputs[0], self.similarity), inputs[1:]
+            if self.tile_size is None:
+                return objective(views, *extra)
+            a, c, targets = objective.matrix(views, *extra)
         elif isinstance(objective, MatrixObjective) and len(inputs) == 3:
             anchors, candidates, targets = inputs
             a, c = prepare(anchors, self.similarity), prepare(candidates, self.similarity)
+            if self.tile_size is None:
+                return objective(a @ c.T, targets)
         else:
             raise TypeError(f"ContrastiveLoss({objective.info.name!r}) takes (anchors, candidates, targets)")
         if targets.shape != (a.shape[0], c.shape[0]):
             raise ValueError(f"targets shape {targets.shape} != (A, C) = ({a.shape[0]}, {c.shape[0]})")
         targets = objective.prepare_targets(targets)
-        if self.tile_size is None:
-            return objective.reduce(a @ c.T, targets)
         loss = self._tiled(a, c, targets)
         if objective.symmetric:
             loss = 0.5 * (loss + self._tiled(c, a, targets.transpose()))
