@@ -273,3 +273,27 @@ def numeric_grad(f: Callable[[Matrix], float], X: Matrix, eps: float = 1e-6) -> 
             minus[i][j] -= eps
             G[i][j] = (f(plus) - f(minus)) / (2 * eps)
     return G
+
+
+def fd_grad(f: Callable[[Any], float], z: Any, eps: float = 1e-6) -> Any:
+    """Central finite differences of ``f`` (a function of a float64 tensor returning a float) at ``z``."""
+    grad = z.detach().clone().zero_()
+    flat = z.detach().clone().reshape(-1)
+    for k in range(flat.numel()):
+        old = float(flat[k])
+        flat[k] = old + eps
+        hi = f(flat.reshape(z.shape))
+        flat[k] = old - eps
+        lo = f(flat.reshape(z.shape))
+        flat[k] = old
+        grad.reshape(-1)[k] = (hi - lo) / (2 * eps)
+    return grad
+
+
+def autograd_grad(loss_fn: Callable[[Any], Any], z: Any) -> Any:
+    """``d loss_fn(z) / dz`` by autograd, on a fresh leaf copy of ``z``."""
+    import torch
+
+    z = z.detach().clone().requires_grad_(True)
+    (g,) = torch.autograd.grad(loss_fn(z), z)
+    return g

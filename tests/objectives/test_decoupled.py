@@ -7,6 +7,7 @@ import math
 import pytest
 import torch
 import torch.nn.functional as F
+from oracles import fd_grad as _fd_grad
 
 from contrastkit import ContrastiveLoss
 from contrastkit.objectives import Status, decoupled, get, infonce  # noqa: F401 - registers
@@ -28,21 +29,6 @@ def _lse(values: list[float]) -> float:
         return -math.inf
     m = max(values)
     return m + math.log(sum(math.exp(v - m) for v in values))
-
-
-def _fd_grad(f, z: torch.Tensor, eps: float = 1e-6) -> torch.Tensor:
-    """Central finite differences of a float-valued function of a float64 tensor."""
-    grad = torch.zeros_like(z)
-    flat = z.detach().clone().reshape(-1)
-    for k in range(flat.numel()):
-        old = float(flat[k])
-        flat[k] = old + eps
-        hi = f(flat.reshape(z.shape))
-        flat[k] = old - eps
-        lo = f(flat.reshape(z.shape))
-        flat[k] = old
-        grad.reshape(-1)[k] = (hi - lo) / (2 * eps)
-    return grad
 
 
 def _get(name: str, **hparams):

@@ -7,6 +7,8 @@ import math
 import pytest
 import torch
 import torch.nn.functional as F
+from oracles import autograd_grad as _grad
+from oracles import fd_grad as _fd_grad
 
 from contrastkit import ContrastiveLoss
 from contrastkit.objectives import Status, get, groco
@@ -17,26 +19,6 @@ from contrastkit.objectives import Status, get, groco
 def _views(v: int, n: int, d: int = 3, seed: int = 0) -> torch.Tensor:
     g = torch.Generator().manual_seed(seed)
     return F.normalize(torch.randn(v, n, d, generator=g, dtype=torch.float64), dim=-1)
-
-
-def _fd_grad(f, z: torch.Tensor, eps: float = 1e-6) -> torch.Tensor:
-    grad = torch.zeros_like(z)
-    flat = z.detach().clone().reshape(-1)
-    for k in range(flat.numel()):
-        old = float(flat[k])
-        flat[k] = old + eps
-        hi = f(flat.reshape(z.shape))
-        flat[k] = old - eps
-        lo = f(flat.reshape(z.shape))
-        flat[k] = old
-        grad.reshape(-1)[k] = (hi - lo) / (2 * eps)
-    return grad
-
-
-def _grad(loss_fn, z: torch.Tensor) -> torch.Tensor:
-    z = z.detach().clone().requires_grad_(True)
-    (g,) = torch.autograd.grad(loss_fn(z), z)
-    return g
 
 
 def _dot(a: list[float], b: list[float]) -> float:
