@@ -167,3 +167,24 @@ def test_rejects_non_streamable_and_bad_shapes() -> None:
         tiled_loss(a, c, Targets.diagonal(3), WeightedCE(), scale=torch.tensor(1.0))
     with pytest.raises(ValueError, match="not row-separable"):
         ContrastiveLoss("lsepair", neg="max", tile_size=4)
+
+
+@pytest.mark.parametrize("name", ["infonce", "clip", "lsepair"])
+def test_parts_dense_equals_tiled(name) -> None:
+    g = torch.Generator().manual_seed(5)
+    n = 9
+    a = torch.randn(n, 4, generator=g, dtype=torch.float64, requires_grad=True)
+    c = torch.randn(n, 4, generator=g, dtype=torch.float64, requires_grad=True)
+    idx = torch.arange(n)
+    idx[3] = -1  # one row without a positive: kept count n - 1
+    t = Targets.from_index(idx, num_cols=n)
+    dense = ContrastiveLoss(name).parts(a, c, t)
+    tiled = ContrastiveLoss(name, tile_size=4).parts(a, c, t)
+    assert len(dense) == len(tiled) == (2 if name == "clip" else 1)
+    assert int(dense[0].kept) == int(tiled[0].kept) == n - 1
+    for d, t_ in zip(dense, tiled):
+        torch.testing.assert_close(d.total, t_.total)
+        assert int(d.kept) == int(t_.kept)
+    ref = torch.autograd.grad(sum(p.total for p in dense), a)[0]
+    got = torch.autograd.grad(sum(p.total for p in tiled), a)[0]
+    torch.testing.assert_close(got, ref)

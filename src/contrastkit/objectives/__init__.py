@@ -26,6 +26,7 @@ from contrastkit.objectives import (  # noqa: F401 - importing registers the obj
 from contrastkit.objectives.base import Kind, MatrixObjective, Objective, ObjectiveInfo, Status
 from contrastkit.objectives.reducers import (
     Decoupled,
+    LossParts,
     PairwiseLSE,
     PointwiseSigmoid,
     PositiveMarginal,
@@ -50,6 +51,7 @@ __all__ = [
     "Block",
     "Decoupled",
     "Kind",
+    "LossParts",
     "MatrixObjective",
     "Objective",
     "ObjectiveInfo",

@@ -23,7 +23,7 @@ from typing import ClassVar
 import torch
 from torch import Tensor, nn
 
-from contrastkit.objectives.reducers import RowReducer, reduce_rows
+from contrastkit.objectives.reducers import LossParts, RowReducer, combine_parts, row_parts
 from contrastkit.objectives.targets import Targets
 from contrastkit.objectives.temperature import Temperature, as_temperature
 
@@ -128,14 +128,18 @@ class ScaledObjective(Objective):
 
     def reduce(self, S: Tensor, targets: Targets) -> Tensor:
         """Dense loss of ``S`` (A, C) under already-prepared ``targets`` (both directions if symmetric)."""
-        loss = self._one_direction(S, targets)
-        if self.symmetric:
-            loss = 0.5 * (loss + self._one_direction(S.T, targets.transpose()))
-        return loss * self.loss_factor()
+        return combine_parts(self.parts(S, targets)) * self.loss_factor()
 
-    def _one_direction(self, S: Tensor, targets: Targets) -> Tensor:
+    def parts(self, S: Tensor, targets: Targets) -> list[LossParts]:
+        """Per direction (two if symmetric), the sum of kept row losses and the kept count (dense)."""
+        parts = [self._one_direction(S, targets)]
+        if self.symmetric:
+            parts.append(self._one_direction(S.T, targets.transpose()))
+        return parts
+
+    def _one_direction(self, S: Tensor, targets: Targets) -> LossParts:
         W, M, B = targets.block(dtype=S.dtype, device=S.device)
-        return reduce_rows(self.reducer.rows(self.logits(S, B), W, M))
+        return row_parts(self.reducer.rows(self.logits(S, B), W, M))
 
 
 class MatrixObjective(ScaledObjective):

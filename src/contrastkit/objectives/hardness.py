@@ -26,7 +26,7 @@ import torch
 from torch import Tensor
 
 from contrastkit.objectives.base import Kind, MatrixObjective, Objective, ObjectiveInfo, Status, zero_loss
-from contrastkit.objectives.reducers import RowReducer, WeightedCE
+from contrastkit.objectives.reducers import LossParts, RowReducer, WeightedCE
 from contrastkit.objectives.registry import register
 from contrastkit.objectives.targets import Targets
 from contrastkit.objectives.temperature import Temperature
@@ -107,9 +107,9 @@ class HardInfoNCE(MatrixObjective):
     def row_separable(self) -> bool:
         return False
 
-    def reduce(self, S: Tensor, targets: Targets) -> Tensor:
+    def parts(self, S: Tensor, targets: Targets) -> list[LossParts]:
         W, M, B = targets.block(dtype=S.dtype, device=S.device)
-        return super().reduce(S, Targets(pos=W, valid=_top_k_negatives(S, W, M, self.k), bias=B))
+        return super().parts(S, Targets(pos=W, valid=_top_k_negatives(S, W, M, self.k), bias=B))
 
 
 def alignment(x: Tensor, y: Tensor, *, alpha: float = 2.0) -> Tensor:

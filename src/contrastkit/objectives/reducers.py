@@ -57,10 +57,34 @@ def masked_lse(values: Tensor, mask: Tensor) -> Tensor:
     return torch.logsumexp(values.masked_fill(~mask, float("-inf")), dim=-1)
 
 
+class LossParts(NamedTuple):
+    """A reduced loss before its mean: ``total`` (0-d, sum of kept row losses) and ``kept`` (0-d count).
+
+    The mean is ``total / max(kept, 1)``. Keeping the parts lets a caller
+    divide by a count gathered elsewhere (all ranks of a distributed batch).
+    """
+
+    total: Tensor
+    kept: Tensor
+
+    def mean(self) -> Tensor:
+        return self.total / self.kept.clamp(min=1).to(self.total.dtype)
+
+
+def row_parts(rows: RowLoss) -> LossParts:
+    """Sum of ``loss`` over kept rows and the number of kept rows."""
+    total = torch.where(rows.keep, rows.loss, torch.zeros_like(rows.loss)).sum()
+    return LossParts(total, rows.keep.sum())
+
+
+def combine_parts(parts: list[LossParts]) -> Tensor:
+    """The mean over directions (CLIP's two) of each direction's mean over kept rows."""
+    return sum(p.mean() for p in parts) / len(parts)
+
+
 def reduce_rows(rows: RowLoss) -> Tensor:
     """Mean of ``loss`` over kept rows; 0 (with a graph) when no row is kept."""
-    total = torch.where(rows.keep, rows.loss, torch.zeros_like(rows.loss)).sum()
-    return total / rows.keep.sum().clamp(min=1)
+    return row_parts(rows).mean()
 
 
 def _safe_div(num: Tensor, den: Tensor) -> Tensor:

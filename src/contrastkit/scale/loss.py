@@ -19,12 +19,13 @@ from __future__ import annotations
 
 from torch import Tensor, nn
 
-from contrastkit.objectives.base import MatrixObjective, Objective, ScaledObjective, ViewMatrixObjective
+from contrastkit.objectives.base import Objective, ScaledObjective, ViewMatrixObjective
+from contrastkit.objectives.reducers import LossParts, combine_parts
 from contrastkit.objectives.registry import REGISTRY
 from contrastkit.objectives.similarity import Similarity, prepare
 from contrastkit.objectives.targets import Targets
 from contrastkit.objectives.temperature import Temperature
-from contrastkit.scale.tiled import tiled_loss
+from contrastkit.scale.tiled import tiled_parts
 
 
 class ContrastiveLoss(nn.Module):
@@ -79,30 +80,47 @@ class ContrastiveLoss(nn.Module):
         self.tile_cols = tile_cols
 
     def forward(self, *inputs: object) -> Tensor:
+        """The loss: dense (the objective's own forward) or tiled (mean over kept rows per direction)."""
+        objective = self.objective
+        if self.tile_size is None:
+            if isinstance(objective, ViewMatrixObjective):
+                return objective(prepare(inputs[0], self.similarity), *inputs[1:])
+            a, c, targets = self._matrix(inputs)
+            return objective(a @ c.T, targets)
+        return combine_parts(self.parts(*inputs)) * objective.loss_factor()
+
+    def parts(self, *inputs: object) -> list[LossParts]:
+        """Per direction, the sum of kept row losses and the kept count (before the mean and ``loss_factor``).
+
+        ``combine_parts(parts) * objective.loss_factor()`` is the loss; a
+        distributed caller divides each total by the count summed over ranks.
+        """
+        objective = self.objective
+        a, c, targets = self._matrix(inputs)
+        targets = objective.prepare_targets(targets)
+        if self.tile_size is None:
+            return objective.parts(a @ c.T, targets)
+        parts = [self._tiled(a, c, targets)]
+        if objective.symmetric:
+            parts.append(self._tiled(c, a, targets.transpose()))
+        return parts
+
+    def _matrix(self, inputs: tuple[object, ...]) -> tuple[Tensor, Tensor, Targets]:
         objective = self.objective
         if isinstance(objective, ViewMatrixObjective):
-            views, extra = prepare(inputs[0], self.similarity), inputs[1:]
-            if self.tile_size is None:
-                return objective(views, *extra)
-            a, c, targets = objective.matrix(views, *extra)
-        elif isinstance(objective, MatrixObjective) and len(inputs) == 3:
+            a, c, targets = objective.matrix(prepare(inputs[0], self.similarity), *inputs[1:])
+        elif len(inputs) == 3:
             anchors, candidates, targets = inputs
             a, c = prepare(anchors, self.similarity), prepare(candidates, self.similarity)
-            if self.tile_size is None:
-                return objective(a @ c.T, targets)
         else:
             raise TypeError(f"ContrastiveLoss({objective.info.name!r}) takes (anchors, candidates, targets)")
         if targets.shape != (a.shape[0], c.shape[0]):
             raise ValueError(f"targets shape {targets.shape} != (A, C) = ({a.shape[0]}, {c.shape[0]})")
-        targets = objective.prepare_targets(targets)
-        loss = self._tiled(a, c, targets)
-        if objective.symmetric:
-            loss = 0.5 * (loss + self._tiled(c, a, targets.transpose()))
-        return loss * objective.loss_factor()
+        return a, c, targets
 
-    def _tiled(self, a: Tensor, c: Tensor, targets: Targets) -> Tensor:
+    def _tiled(self, a: Tensor, c: Tensor, targets: Targets) -> LossParts:
         objective = self.objective
-        return tiled_loss(
+        return tiled_parts(
             a,
             c,
             targets,

@@ -33,7 +33,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from contrastkit.objectives.reducers import RowReducer, Stat
+from contrastkit.objectives.reducers import LossParts, RowReducer, Stat
 from contrastkit.objectives.targets import Targets
 
 _LSE = {Stat.LSE_ALL, Stat.LSE_POS, Stat.LSE_NEG, Stat.LSE_NEGPOS}
@@ -252,6 +252,7 @@ class _Inputs:
 
 
 def _run(ctx: _Inputs, want_grad: bool) -> tuple[Tensor, _Grads | None, Tensor]:
+    """Sum of kept row losses, unnormalised gradients of that sum, and the kept count."""
     n_rows, n_cols = ctx.a.shape[0], ctx.c.shape[0]
     plan = ctx.plan
     tile_cols = plan.tile_cols or n_cols
@@ -275,28 +276,81 @@ def _run(ctx: _Inputs, want_grad: bool) -> tuple[Tensor, _Grads | None, Tensor]:
         for cols in col_slices:
             tile = tile if single else ctx.tile(rows, cols)
             grads.add(rows, cols, tile, _grad_logits(tile, stats, coefs), ctx)
-    denom = kept.clamp(min=1).to(ctx.a.dtype)
-    return total.to(ctx.a.dtype) / denom, grads, denom
+    return total.to(ctx.a.dtype), grads, kept
 
 
-class _TiledLoss(torch.autograd.Function):
+class _TiledSum(torch.autograd.Function):
+    """Forward: (sum of kept row losses, kept count); backward: the precomputed gradients of the sum."""
+
     @staticmethod
     def forward(ctx, a, c, scale, bias, plan: _Plan, want_grad: bool):
         a, c, s = a.detach(), c.detach(), scale.detach()
         inputs = _Inputs(a, c, a * s, s, None if bias is None else bias.detach(), plan)
-        loss, grads, denom = _run(inputs, want_grad)
+        total, grads, kept = _run(inputs, want_grad)
         if grads is not None:
             dtype = a.dtype
-            ctx.save_for_backward(
-                grads.a / denom, grads.c / denom, (grads.scale / denom).to(dtype), (grads.bias / denom).to(dtype)
-            )
+            ctx.save_for_backward(grads.a, grads.c, grads.scale.to(dtype), grads.bias.to(dtype))
         ctx.has_bias = bias is not None
-        return loss
+        ctx.mark_non_differentiable(kept)
+        return total, kept
 
     @staticmethod
-    def backward(ctx, grad_out):
+    def backward(ctx, grad_total, _grad_kept):
         ga, gc, gs, gb = ctx.saved_tensors
-        return grad_out * ga, grad_out * gc, grad_out * gs, (grad_out * gb if ctx.has_bias else None), None, None
+        return (
+            grad_total * ga,
+            grad_total * gc,
+            grad_total * gs,
+            (grad_total * gb if ctx.has_bias else None),
+            None,
+            None,
+        )
+
+
+def tiled_parts(
+    anchors: Tensor,
+    candidates: Tensor,
+    targets: Targets,
+    reducer: RowReducer,
+    *,
+    scale: Tensor,
+    bias: Tensor | None = None,
+    tile_rows: int = 1024,
+    tile_cols: int | None = None,
+) -> LossParts:
+    """Sum of kept row losses and kept count of ``reducer`` on ``L = scale * anchors @ candidates^T + bias + B``.
+
+    Args:
+        anchors: (A, d), already prepared for the similarity (unit rows for cosine).
+        candidates: (C, d).
+        targets: (A, C) targets; only (tile_rows, tile_cols) blocks are built.
+        reducer: a streamable row reducer (``reducer.streamable``).
+        scale: 0-d logit scale ``1 / tau`` (may require grad).
+        bias: optional 0-d scalar added to every logit (may require grad).
+        tile_rows, tile_cols: tile sizes; ``tile_cols=None`` takes every column at once.
+
+    The total is differentiable (the same gradients as the dense computation
+    up to floating-point rounding); the count is not.
+    """
+    if not reducer.streamable:
+        raise ValueError(f"{type(reducer).__name__} with these options has no streamed form; use the dense path")
+    if anchors.dim() != 2 or candidates.dim() != 2 or anchors.shape[1] != candidates.shape[1]:
+        shapes = f"{tuple(anchors.shape)} and {tuple(candidates.shape)}"
+        raise ValueError(f"tiled_loss: expected (A, d) and (C, d), got {shapes}")
+    if targets.shape != (anchors.shape[0], candidates.shape[0]):
+        raise ValueError(
+            f"tiled_loss: targets shape {targets.shape} != (A, C) = {(anchors.shape[0], candidates.shape[0])}"
+        )
+    if tile_rows < 1 or (tile_cols is not None and tile_cols < 1):
+        raise ValueError("tiled_loss: tile sizes must be >= 1")
+    inputs = [anchors, candidates, scale] + ([bias] if bias is not None else [])
+    want_grad = torch.is_grad_enabled() and any(t.requires_grad for t in inputs)
+    scale = scale.to(anchors.dtype)
+    bias = None if bias is None else bias.to(anchors.dtype)
+    grad_scale, grad_bias = scale.requires_grad, bias is not None and bias.requires_grad
+    plan = _Plan(targets, reducer, tile_rows, tile_cols, grad_scale, grad_bias)
+    total, kept = _TiledSum.apply(anchors, candidates, scale, bias, plan, want_grad)
+    return LossParts(total, kept)
 
 
 def tiled_loss(
@@ -310,36 +364,8 @@ def tiled_loss(
     tile_rows: int = 1024,
     tile_cols: int | None = None,
 ) -> Tensor:
-    """Mean over kept rows of ``reducer`` on ``L = scale * anchors @ candidates^T + bias + B``.
-
-    Args:
-        anchors: (A, d), already prepared for the similarity (unit rows for cosine).
-        candidates: (C, d).
-        targets: (A, C) targets; only (tile_rows, tile_cols) blocks are built.
-        reducer: a streamable row reducer (``reducer.streamable``).
-        scale: 0-d logit scale ``1 / tau`` (may require grad).
-        bias: optional 0-d scalar added to every logit (may require grad).
-        tile_rows, tile_cols: tile sizes; ``tile_cols=None`` takes every column at once.
-
-    Returns the same value and gradients as the dense computation up to
-    floating-point rounding.
-    """
-    if not reducer.streamable:
-        raise ValueError(f"{type(reducer).__name__} with these options has no streamed form; use the dense path")
-    if anchors.dim() != 2 or candidates.dim() != 2 or anchors.shape[1] != candidates.shape[1]:
-        raise ValueError(
-            f"tiled_loss: expected (A, d) and (C, d), got {tuple(anchors.shape)}, {tuple(candidates.shape)}"
-        )
-    if targets.shape != (anchors.shape[0], candidates.shape[0]):
-        raise ValueError(
-            f"tiled_loss: targets shape {targets.shape} != (A, C) = ({anchors.shape[0]}, {candidates.shape[0]})"
-        )
-    if tile_rows < 1 or (tile_cols is not None and tile_cols < 1):
-        raise ValueError("tiled_loss: tile sizes must be >= 1")
-    inputs = [anchors, candidates, scale] + ([bias] if bias is not None else [])
-    want_grad = torch.is_grad_enabled() and any(t.requires_grad for t in inputs)
-    scale = scale.to(anchors.dtype)
-    bias = None if bias is None else bias.to(anchors.dtype)
-    grad_scale, grad_bias = scale.requires_grad, bias is not None and bias.requires_grad
-    plan = _Plan(targets, reducer, tile_rows, tile_cols, grad_scale, grad_bias)
-    return _TiledLoss.apply(anchors, candidates, scale, bias, plan, want_grad)
+    """Mean over kept rows of :func:`tiled_parts`: the same value and gradients as the dense loss."""
+    parts = tiled_parts(
+        anchors, candidates, targets, reducer, scale=scale, bias=bias, tile_rows=tile_rows, tile_cols=tile_cols
+    )
+    return parts.mean()
