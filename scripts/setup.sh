@@ -15,5 +15,5 @@ pip() { "$VENV/bin/python" -m pip "$@"; }
 if ! "$VENV/bin/python" -c "import torch, sys; sys.exit(torch.__version__.split('+')[0] != '$TORCH_VERSION')" 2>/dev/null; then
   pip install --quiet "torch==$TORCH_VERSION"
 fi
-pip install --quiet -e ".[dev]"
+pip install --quiet -e ".[dev,quickstart]"
 echo "setup: $("$VENV/bin/python" -c 'import torch, contrastkit; print("contrastkit", contrastkit.__version__, "torch", torch.__version__)')"
