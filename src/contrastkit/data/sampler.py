@@ -1,0 +1,220 @@
+"""Batches of example indices: shuffled per epoch, no duplicate text in a batch, resumable exactly.
+
+In-batch contrastive objectives treat every other example's texts as
+negatives, so two examples that share a text (the same anchor with two
+positives, a positive that is another example's negative, a repeated
+sentence) must not meet in one batch: one would be trained to push away its
+own text. :class:`BatchSampler` builds each epoch's batches from a
+permutation drawn from ``(seed, epoch)`` and greedily keeps such collisions
+apart:
+
+1. a new batch first takes the examples deferred earlier, oldest first, that
+   fit (share no text with the batch so far);
+2. then it takes the next examples of the permutation; one that collides is
+   deferred to a later batch, never dropped.
+
+Every example therefore lands in exactly one batch of the epoch. Batches are
+full (``batch_size``) except at the end of the epoch, where the examples left
+over (the last partial batch, and deferred examples that cannot fill a batch
+without repeating a text) form smaller batches. ``drop_last=True`` (the
+default, for objectives that want a fixed batch size) leaves those out of the
+epoch; they are not lost silently: :meth:`BatchSampler.dropped` lists them,
+and a warning is issued when duplicates made the sampler drop more than a
+plain ``drop_last`` would (``len(examples) % batch_size``). Only texts shared
+*between* examples count; an example whose own anchor equals its positive is
+kept as is.
+
+The whole epoch is a pure function of ``(examples' texts, batch_size, seed,
+epoch)``. Iterating yields one epoch and moves the position to the next
+epoch; :meth:`state_dict` captures the exact position (epoch, next batch) so
+a resumed run yields the identical next batch. The position advances when a
+batch is handed out: take the state after the step that consumed the batch
+(not through a prefetching DataLoader, which runs ahead).
+
+Cost: O(n) per epoch plus, per batch, a scan of at most ``window`` deferred
+examples; data where one text recurs in a large share of the examples
+(class names as positives) defers many examples and ends in many small
+batches: use labels and a label-aware objective for such data instead.
+
+Example::
+
+    >>> from contrastkit.data import Example
+    >>> data = [Example("a", ("x",)), Example("b", ("x",)), Example("c", ("y",)), Example("d", ("z",))]
+    >>> sampler = BatchSampler(data, 2, seed=0, drop_last=False)
+    >>> all(not ({0, 1} <= set(batch)) for batch in sampler)  # 0 and 1 share "x"
+    True
+"""
+
+from __future__ import annotations
+
+import warnings
+from collections import deque
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from contrastkit.data.examples import Example
+
+
+@dataclass(frozen=True)
+class EpochPlan:
+    """The batches of one epoch (lists of example indices) and the indices ``drop_last`` left out."""
+
+    batches: tuple[tuple[int, ...], ...]
+    dropped: tuple[int, ...]
+
+
+class BatchSampler:
+    """Yields lists of example indices, one list per batch; see the module docstring.
+
+    Args:
+        examples: the examples (only their texts are read).
+        batch_size: examples per batch (>= 1).
+        seed: non-negative seed; epoch e's permutation comes from ``(seed, e)``.
+        drop_last: leave out the epoch's final smaller batches (listed by :meth:`dropped`).
+        window: at most this many deferred examples are tried per batch (default ``8 * batch_size``).
+    """
+
+    def __init__(
+        self,
+        examples: Sequence[Example],
+        batch_size: int,
+        *,
+        seed: int,
+        drop_last: bool = True,
+        window: int | None = None,
+    ) -> None:
+        if batch_size < 1:
+            raise ValueError(f"batch_size must be >= 1, got {batch_size}")
+        if seed < 0:
+            raise ValueError(f"seed must be >= 0, got {seed}")
+        if not examples:
+            raise ValueError("BatchSampler: no examples")
+        if drop_last and len(examples) < batch_size:
+            raise ValueError(f"{len(examples)} examples < batch_size {batch_size} with drop_last=True: no batch")
+        self.examples = examples
+        self.batch_size = batch_size
+        self.seed = seed
+        self.drop_last = drop_last
+        self.window = 8 * batch_size if window is None else max(1, window)
+        self._epoch = 0
+        self._batch = 0
+        self._plan: tuple[int, EpochPlan] | None = None
+
+    # ------------------------------------------------------------------ position
+    @property
+    def epoch(self) -> int:
+        """The epoch the next batch comes from."""
+        return self._epoch
+
+    def set_epoch(self, epoch: int) -> None:
+        """Move to the start of ``epoch``."""
+        self._epoch, self._batch = int(epoch), 0
+
+    def state_dict(self) -> dict[str, Any]:
+        """The position (epoch, index of the next batch) and the settings it is valid for."""
+        return {
+            "epoch": self._epoch,
+            "batch": self._batch,
+            "seed": self.seed,
+            "batch_size": self.batch_size,
+            "drop_last": self.drop_last,
+            "window": self.window,
+            "num_examples": len(self.examples),
+        }
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        """Resume at ``state``'s position; ValueError if it was saved with other settings or data size."""
+        for key in ("seed", "batch_size", "drop_last", "window", "num_examples"):
+            mine = self.state_dict()[key]
+            if state.get(key) != mine:
+                raise ValueError(f"sampler state was saved with {key}={state.get(key)!r}, this sampler has {mine!r}")
+        self._epoch, self._batch = int(state["epoch"]), int(state["batch"])
+
+    # ------------------------------------------------------------------ batches
+    def __len__(self) -> int:
+        """Number of batches in the current epoch."""
+        return len(self.plan(self._epoch).batches)
+
+    def __iter__(self) -> Iterator[list[int]]:
+        """The current epoch's batches from the saved position on; afterwards the position is the next epoch."""
+        epoch, start = self._epoch, self._batch
+        batches = self.plan(epoch).batches
+        if start >= len(batches):
+            self._epoch, self._batch = epoch + 1, 0
+        for b in range(start, len(batches)):
+            last = b + 1 == len(batches)
+            self._epoch, self._batch = (epoch + 1, 0) if last else (epoch, b + 1)
+            yield list(batches[b])
+
+    def dropped(self, epoch: int | None = None) -> list[int]:
+        """Indices of the examples ``drop_last`` left out of ``epoch`` (default: the current one)."""
+        return list(self.plan(self._epoch if epoch is None else epoch).dropped)
+
+    def plan(self, epoch: int) -> EpochPlan:
+        """Every batch of ``epoch`` (cached for the last epoch asked)."""
+        if self._plan is None or self._plan[0] != epoch:
+            self._plan = (epoch, self._build(epoch))
+        return self._plan[1]
+
+    def _build(self, epoch: int) -> EpochPlan:
+        order = np.random.default_rng([self.seed, epoch]).permutation(len(self.examples)).tolist()
+        full, partial = _pack(order, [ex.texts() for ex in self.examples], self.batch_size, self.window)
+        if not self.drop_last:
+            return EpochPlan(tuple(full + partial), ())
+        dropped = tuple(i for batch in partial for i in batch)
+        if not full:
+            raise ValueError(
+                f"BatchSampler epoch {epoch}: no batch of {self.batch_size} examples without a repeated text; "
+                "lower batch_size, deduplicate the data or use drop_last=False"
+            )
+        if len(dropped) > len(order) % self.batch_size:
+            warnings.warn(
+                f"BatchSampler epoch {epoch}: drop_last left out {len(dropped)} examples, more than the "
+                f"{len(order) % self.batch_size} of an unconstrained split, because texts repeat across examples; "
+                "see BatchSampler.dropped()",
+                stacklevel=4,
+            )
+        return EpochPlan(tuple(full), dropped)
+
+
+def _pack(
+    order: list[int], texts: list[tuple[str, ...]], size: int, window: int
+) -> tuple[list[tuple[int, ...]], list[tuple[int, ...]]]:
+    """Greedy batches of ``order`` with no text shared between two examples of a batch: (full, partial)."""
+    full: list[tuple[int, ...]] = []
+    partial: list[tuple[int, ...]] = []
+    deferred: deque[int] = deque()
+    upcoming = iter(order)
+    exhausted = False
+    while deferred or not exhausted:
+        batch: list[int] = []
+        seen: set[str] = set()
+        kept: list[int] = []
+        for _ in range(min(window, len(deferred))):
+            if len(batch) == size:
+                break
+            i = deferred.popleft()
+            if not _take(i, texts[i], batch, seen):
+                kept.append(i)
+        deferred.extendleft(reversed(kept))
+        while len(batch) < size and not exhausted:
+            i = next(upcoming, None)
+            if i is None:
+                exhausted = True
+            elif not _take(i, texts[i], batch, seen):
+                deferred.append(i)
+        if batch:
+            (full if len(batch) == size else partial).append(tuple(batch))
+    return full, partial
+
+
+def _take(index: int, texts: tuple[str, ...], batch: list[int], seen: set[str]) -> bool:
+    """Add ``index`` to ``batch`` unless one of its texts is already there; whether it was added."""
+    if not seen.isdisjoint(texts):
+        return False
+    batch.append(index)
+    seen.update(texts)
+    return True
