@@ -188,3 +188,26 @@ def test_parts_dense_equals_tiled(name) -> None:
     ref = torch.autograd.grad(sum(p.total for p in dense), a)[0]
     got = torch.autograd.grad(sum(p.total for p in tiled), a)[0]
     torch.testing.assert_close(got, ref)
+
+
+@pytest.mark.parametrize("tile", [None, 3])
+def test_clip_reverse_direction_split_over_simulated_ranks(tile) -> None:
+    """Two 'ranks' each scoring their own candidates against all anchors add up to the global reverse direction."""
+    g = torch.Generator().manual_seed(9)
+    n = 8
+    img = torch.randn(n, 5, generator=g, dtype=torch.float64)
+    txt = torch.randn(n, 5, generator=g, dtype=torch.float64)
+    t = Targets.diagonal(n)
+    loss_fn = ContrastiveLoss("clip", tile_size=tile)
+    whole = loss_fn.parts(img, txt, t)
+    halves = [slice(0, 3), slice(3, n)]  # uneven ranks
+    forward_total = reverse_total = 0.0
+    for rows in halves:
+        local = Targets.from_index(torch.arange(n)[rows], num_cols=n)
+        parts = loss_fn.parts(img[rows], txt, local, reverse=(txt[rows], img, local))
+        forward_total += parts[0].total
+        reverse_total += parts[1].total
+    torch.testing.assert_close(forward_total, whole[0].total)
+    torch.testing.assert_close(reverse_total, whole[1].total)
+    with pytest.raises(ValueError, match="only for symmetric"):
+        ContrastiveLoss("infonce").parts(img, txt, t, reverse=(txt, img, t))

@@ -132,12 +132,13 @@ class ScaledObjective(Objective):
 
     def parts(self, S: Tensor, targets: Targets) -> list[LossParts]:
         """Per direction (two if symmetric), the sum of kept row losses and the kept count (dense)."""
-        parts = [self._one_direction(S, targets)]
+        parts = [self.one_direction(S, targets)]
         if self.symmetric:
-            parts.append(self._one_direction(S.T, targets.transpose()))
+            parts.append(self.one_direction(S.T, targets.transpose()))
         return parts
 
-    def _one_direction(self, S: Tensor, targets: Targets) -> LossParts:
+    def one_direction(self, S: Tensor, targets: Targets) -> LossParts:
+        """Sum of kept row losses and kept count of one direction: rows of ``S`` against its columns."""
         W, M, B = targets.block(dtype=S.dtype, device=S.device)
         return row_parts(self.reducer.rows(self.logits(S, B), W, M))
 

@@ -89,21 +89,37 @@ class ContrastiveLoss(nn.Module):
             return objective(a @ c.T, targets)
         return combine_parts(self.parts(*inputs)) * objective.loss_factor()
 
-    def parts(self, *inputs: object) -> list[LossParts]:
+    def parts(self, *inputs: object, reverse: tuple[Tensor, Tensor, Targets] | None = None) -> list[LossParts]:
         """Per direction, the sum of kept row losses and the kept count (before the mean and ``loss_factor``).
 
         ``combine_parts(parts) * objective.loss_factor()`` is the loss; a
         distributed caller divides each total by the count summed over ranks.
+        For a symmetric objective the second direction is by default
+        ``(candidates, anchors, targets^T)``; a distributed caller passes
+        ``reverse=(local candidates, gathered anchors, their targets)`` instead,
+        since its rows must be the rank's own candidates.
         """
         objective = self.objective
         a, c, targets = self._matrix(inputs)
-        targets = objective.prepare_targets(targets)
-        if self.tile_size is None:
-            return objective.parts(a @ c.T, targets)
-        parts = [self._tiled(a, c, targets)]
+        if self.tile_size is None and reverse is None:
+            return objective.parts(a @ c.T, objective.prepare_targets(targets))
+        directions = [(a, c, objective.prepare_targets(targets))]
         if objective.symmetric:
-            parts.append(self._tiled(c, a, targets.transpose()))
-        return parts
+            if reverse is None:
+                directions.append((c, a, directions[0][2].transpose()))
+            else:
+                ra, rc, rt = reverse
+                directions.append((prepare(ra, self.similarity), prepare(rc, self.similarity), rt))
+        elif reverse is not None:
+            raise ValueError(f"reverse= is only for symmetric objectives; {objective.info.name!r} is not")
+        return [self._direction(*d) for d in directions]
+
+    def _direction(self, a: Tensor, c: Tensor, targets: Targets) -> LossParts:
+        if targets.shape != (a.shape[0], c.shape[0]):
+            raise ValueError(f"targets shape {targets.shape} != (A, C) = ({a.shape[0]}, {c.shape[0]})")
+        if self.tile_size is None:
+            return self.objective.one_direction(a @ c.T, targets)
+        return self._tiled(a, c, targets)
 
     def _matrix(self, inputs: tuple[object, ...]) -> tuple[Tensor, Tensor, Targets]:
         objective = self.objective

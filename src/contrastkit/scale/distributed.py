@@ -1,0 +1,186 @@
+"""Cross-device negatives: gather embeddings with gradient and normalise the loss over the global batch.
+
+Data-parallel contrastive training (``torchrun``, DDP) wants every rank's
+anchors scored against the candidates of *all* ranks, with the exact loss and
+gradients of one process holding the whole global batch. The layout:
+
+* The global batch has ``world * n`` examples; rank r holds global rows
+  ``r*n .. (r+1)*n - 1`` (:func:`local_rows`) and encodes their anchors,
+  positives and negatives.
+* Candidates are gathered from every rank with :func:`gather_with_grad` (or
+  :func:`gather_candidates`, which keeps the column order of the global
+  :class:`contrastkit.data.Batch`: all positives, then all negatives).
+* Targets are the global batch's ``Batch.targets()``, row-sliced to the
+  rank's anchors with :func:`row_slice` (compact forms stay compact), so
+  positives and same-group false-negative masks span ranks.
+* The loss is :func:`global_parts_loss` of ``ContrastiveLoss.parts(...)``:
+  each rank's sum of kept row losses divided by the kept count summed over
+  ranks, times the world size. DDP averages parameter gradients over ranks,
+  so the result is the exact gradient of the global-batch loss, even when
+  ranks keep different numbers of rows.
+
+Why the gradients are exact: with ``K`` the global kept count and ``T_r`` the
+sum of kept row losses on rank r, the global loss is ``L = sum_r T_r / K``.
+Rank r's loss is ``l_r = world * T_r / K``. The gather's backward sums, for
+each rank's slice, the gradients from every rank's loss, so rank r's
+parameters receive ``sum_s dl_s/dtheta`` through its own embeddings; DDP's
+mean over ranks then gives ``(1/world) sum_r sum_s dl_s/dtheta_r = dL/dtheta``.
+
+Without ``torch.distributed`` (or with one process) every function is the
+identity / the single-process computation, so the same training code runs
+everywhere.
+"""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+import torch
+import torch.distributed as dist
+from torch import Tensor
+
+from contrastkit.objectives.reducers import LossParts
+from contrastkit.objectives.targets import Targets
+
+
+def world() -> tuple[int, int]:
+    """``(rank, world_size)``; ``(0, 1)`` when ``torch.distributed`` is unavailable or not initialised."""
+    if dist.is_available() and dist.is_initialized():
+        return dist.get_rank(), dist.get_world_size()
+    return 0, 1
+
+
+def _all_sizes(n: int, device: torch.device) -> list[int]:
+    """Every rank's first-dimension size, in rank order."""
+    _, size = world()
+    mine = torch.tensor([n], dtype=torch.long, device=device)
+    sizes = [torch.zeros_like(mine) for _ in range(size)]
+    dist.all_gather(sizes, mine)
+    return [int(s) for s in sizes]
+
+
+class _GatherWithGrad(torch.autograd.Function):
+    """Forward: concatenation over ranks; backward: the sum over ranks of the gradient of this rank's slice."""
+
+    @staticmethod
+    def forward(ctx, x: Tensor) -> Tensor:
+        rank, size = world()
+        sizes = _all_sizes(x.shape[0], x.device)
+        width = max(sizes)
+        padded = x.detach().contiguous()
+        if x.shape[0] < width:
+            padded = torch.cat([padded, padded.new_zeros(width - x.shape[0], *x.shape[1:])])
+        buffers = [torch.empty_like(padded) for _ in range(size)]
+        dist.all_gather(buffers, padded)
+        ctx.start, ctx.stop = sum(sizes[:rank]), sum(sizes[: rank + 1])
+        return torch.cat([b[:s] for b, s in zip(buffers, sizes, strict=True)])
+
+    @staticmethod
+    def backward(ctx, grad: Tensor) -> Tensor:
+        total = grad.contiguous().clone()
+        dist.all_reduce(total, op=dist.ReduceOp.SUM)
+        return total[ctx.start : ctx.stop]
+
+
+def gather_with_grad(x: Tensor) -> Tensor:
+    """``x`` (n_r, ...) from every rank concatenated in rank order: (sum_r n_r, ...), differentiable.
+
+    Ranks may hold different ``n_r`` (the sizes are exchanged first). In
+    backward, each rank receives the gradient of its own slice summed over
+    all ranks' losses (an all-reduce), so every rank must call backward on a
+    loss that uses the gathered tensor. The identity without distribution.
+    """
+    if world()[1] == 1:
+        return x
+    return _GatherWithGrad.apply(x)
+
+
+def gather_candidates(candidates: Tensor, num_positives: int) -> Tensor:
+    """The global batch's candidates in :class:`contrastkit.data.Batch` order, from each rank's local ones.
+
+    A batch lays out its candidates as every example's positives, then every
+    example's negatives. Rank r's local batch (global examples
+    ``r*n .. (r+1)*n - 1``) has ``num_positives`` positive rows followed by
+    its negatives; gathering the two parts separately and concatenating them
+    gives exactly the global batch's column order, so ``row_slice(global_batch.targets(), local_rows(n))``
+    indexes the result.
+    """
+    if not 0 <= num_positives <= candidates.shape[0]:
+        raise ValueError(f"num_positives={num_positives} outside [0, {candidates.shape[0]}]")
+    return torch.cat([gather_with_grad(candidates[:num_positives]), gather_with_grad(candidates[num_positives:])])
+
+
+def local_rows(n: int, rank: int | None = None) -> slice:
+    """Rank ``rank``'s (default: this rank's) rows ``r*n .. (r+1)*n - 1`` of a global batch of ``world * n``."""
+    rank = world()[0] if rank is None else rank
+    return slice(rank * n, (rank + 1) * n)
+
+
+_ROW_FIELDS = (
+    "pos",
+    "valid",
+    "bias",
+    "pos_index",
+    "pos_weight",
+    "pos_row_ids",
+    "exclude_index",
+    "mask_row_ids",
+    "bias_index",
+    "bias_value",
+)
+
+
+def row_slice(targets: Targets, rows: slice) -> Targets:
+    """The (rows, C) part of ``targets`` (A, C), built without materialising the whole matrix.
+
+    Every per-row field (dense rows, index lists, row ids) is sliced, column
+    ids are kept, and self exclusion ``c == r + offset`` is shifted to the new
+    row numbering, so ``row_slice(t, rows).dense()`` equals the rows of
+    ``t.dense()``. ``rows`` is a step-1 slice.
+    """
+    if rows.step not in (None, 1):
+        raise ValueError("row_slice: rows must be a step-1 slice")
+    num_rows = targets.shape[0]
+    start = 0 if rows.start is None else rows.start
+    stop = num_rows if rows.stop is None else min(rows.stop, num_rows)
+    if not 0 <= start <= stop:
+        raise ValueError(f"row_slice: rows {rows} outside [0, {num_rows})")
+    changes: dict[str, object] = {}
+    for name in _ROW_FIELDS:
+        value = getattr(targets, name)
+        if value is not None:
+            changes[name] = value[start:stop]
+    offset = None if targets.self_offset is None else targets.self_offset + start
+    return replace(targets, **changes, self_offset=offset, num_rows=stop - start, num_cols=targets.shape[1])
+
+
+def global_parts_loss(parts: list[LossParts]) -> Tensor:
+    """This rank's share of the global-batch loss, for DDP's gradient averaging.
+
+    For each direction, ``world * total / K`` with ``K`` the kept count summed
+    over ranks (one all-reduce); the directions are averaged as in
+    :func:`contrastkit.objectives.reducers.combine_parts`. The mean over ranks
+    of the returned value is the global loss (log it with
+    :func:`mean_over_ranks`); its gradient, averaged over ranks by DDP, is the
+    global loss's gradient. Multiply by ``objective.loss_factor()`` where the
+    objective has one (SupCon). With one process it equals ``combine_parts(parts)``.
+    """
+    if not parts:
+        raise ValueError("global_parts_loss: no parts")
+    _, size = world()
+    kept = torch.stack([p.kept.detach().to(torch.long) for p in parts])
+    if size > 1:
+        dist.all_reduce(kept, op=dist.ReduceOp.SUM)
+    kept = kept.clamp(min=1)
+    losses = [p.total * size / k.to(p.total.dtype) for p, k in zip(parts, kept, strict=True)]
+    return sum(losses) / len(losses)
+
+
+def mean_over_ranks(value: Tensor) -> Tensor:
+    """The detached mean of a 0-d ``value`` over ranks (to log the global loss); ``value`` itself in one process."""
+    value = value.detach().clone()
+    _, size = world()
+    if size > 1:
+        dist.all_reduce(value, op=dist.ReduceOp.SUM)
+        value /= size
+    return value
