@@ -1,5 +1,34 @@
-"""Encoders: texts (and later images) in, embeddings out. See :class:`contrastkit.encoders.base.Encoder`."""
+"""Encoders: texts (and later images) in, embeddings out. See :class:`contrastkit.encoders.base.Encoder`.
 
+- :func:`load_encoder`: any local sentence-transformers / Hugging Face folder (or the offline MiniLM alias).
+- :class:`TextEncoder`: transformer + pooling (mean, cls, last, weighted_mean) + optional normalisation.
+- :class:`DecoderEncoder` + :class:`PromptTemplate`: decoder LMs through prompt templates (PromptEOL,
+  hierarchical, rationale-then-embed, E5-Mistral, GritLM formats).
+- :class:`StaticEncoder`: mean of token embeddings, e.g. initialised from a transformer's input embeddings.
+- :class:`ProjectionHead`, :class:`MultiHead`: projection head(s) on any encoder.
+
+Every savable encoder writes a sentence-transformers folder (safetensors only, atomically).
+"""
+
+from contrastkit.encoders.auto import load_encoder
 from contrastkit.encoders.base import Encoder, Features, split_features
+from contrastkit.encoders.decoder import DecoderEncoder
+from contrastkit.encoders.heads import MultiHead, ProjectionHead
+from contrastkit.encoders.io import ModelFolderError
+from contrastkit.encoders.prompt_template import PromptTemplate
+from contrastkit.encoders.static import StaticEncoder
+from contrastkit.encoders.text import TextEncoder
 
-__all__ = ["Encoder", "Features", "split_features"]
+__all__ = [
+    "DecoderEncoder",
+    "Encoder",
+    "Features",
+    "ModelFolderError",
+    "MultiHead",
+    "ProjectionHead",
+    "PromptTemplate",
+    "StaticEncoder",
+    "TextEncoder",
+    "load_encoder",
+    "split_features",
+]
