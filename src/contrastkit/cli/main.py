@@ -12,6 +12,7 @@ from collections.abc import Sequence
 
 from contrastkit import __version__
 from contrastkit.cli import objectives as objectives_cmd
+from contrastkit.cli import train as train_cmd
 
 
 class CliError(Exception):
@@ -23,6 +24,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"contrastkit {__version__}")
     commands = parser.add_subparsers(dest="command", metavar="COMMAND")
     objectives_cmd.add_parser(commands)
+    train_cmd.add_parser(commands)
     return parser
 
 

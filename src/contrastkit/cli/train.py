@@ -1,0 +1,56 @@
+"""``contrastkit train CONFIG.yaml [key=value ...]``: the same ``load_config`` + ``train`` a Python user calls.
+
+Overrides use dotted keys and YAML values: ``optim.lr=1e-4``,
+``scale.matryoshka_dims=[384,128]``, ``train.resume=true``. ``--print-config``
+shows the resolved config and exits without training. Configuration and
+data errors print one line (with the dotted key or the file and line) and
+exit with status 2 before anything is written; a diverged run exits with 3.
+Under ``torchrun --nproc_per_node N -m contrastkit train ...`` every process
+runs this command and the run is data-parallel.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+
+import yaml
+
+from contrastkit.training.config import config_dict, load_config
+from contrastkit.training.guard import TrainingDivergedError
+from contrastkit.training.loop import train
+
+
+def add_parser(commands: argparse._SubParsersAction) -> None:
+    p = commands.add_parser(
+        "train",
+        help="train an embedding model from a YAML config (plus key=value overrides)",
+        description="Train an embedding model. Example: contrastkit train configs/example.yaml train.steps=100",
+    )
+    p.add_argument("config", nargs="?", help="YAML config file (omit to use defaults + overrides only)")
+    p.add_argument("overrides", nargs="*", metavar="KEY=VALUE", help="dotted overrides, e.g. optim.lr=1e-4")
+    p.add_argument("--print-config", action="store_true", help="print the resolved config and exit")
+    p.set_defaults(run=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    """Resolve the config, train, print where the model is; returns the exit status."""
+    path, overrides = args.config, list(args.overrides)
+    if path is not None and "=" in path:  # no file, only overrides
+        path, overrides = None, [path, *overrides]
+    config = load_config(path, overrides)
+    if args.print_config:
+        print(yaml.safe_dump(config_dict(config), sort_keys=False), end="")
+        return 0
+    try:
+        result = train(config)
+    except TrainingDivergedError as err:
+        print(f"contrastkit train: {err}", file=sys.stderr)
+        return 3
+    except FileNotFoundError as err:
+        print(f"contrastkit train: error: {err}", file=sys.stderr)
+        return 2
+    if int(os.environ.get("RANK", "0")) == 0:  # one line per run, not per torchrun process
+        print(f"trained {result.steps} steps (loss {result.loss:.4f}); model: {result.final_model}")
+    return 0

@@ -1,0 +1,261 @@
+"""From a batch of examples to a backpropagated loss: layouts, GradCache, queue, Matryoshka, data parallelism.
+
+:class:`BatchLoss` owns the loss and its state (a learnable temperature, the
+memory queue) and knows how an objective consumes a :class:`Batch`:
+
+* **matrix** objectives (``infonce``, ``clip``, ``siglip``, ...) score anchors
+  against the batch's candidates (every example's positives, then every
+  example's negatives) with ``Batch.targets()`` (own positives, same-group
+  positives masked). A queue (``scale.queue_size``) appends past candidates
+  as extra negatives.
+* **view** objectives (``simcse``, ``ntxent``, ``simcse_sup``, ``supcon``,
+  ...) get ``views`` (V, n, d): view 0 is the anchor, the others its
+  positives and negatives in order (every example must have the same
+  number of texts); anchor-only examples give V = 2 copies of the anchor,
+  which differ by dropout (unsupervised SimCSE). Labelled objectives also
+  get the examples' labels as ids.
+
+The step runs the encoder on each side (anchors, candidates; or each view)
+and backpropagates, either directly or through GradCache
+(``scale.gradcache_chunk``). With ``torch.distributed`` the batch is the
+global batch: this rank encodes its rows (``local_rows``), candidates are
+gathered with gradient in the global column order and the loss is
+``global_parts_loss`` of this rank's rows (matrix objectives). Where rows
+are not the only direction (symmetric objectives such as ``clip``, whose
+candidate rows need every anchor) and for views, the anchors/views are
+gathered too and the whole global loss is computed on every rank. DDP's
+gradient mean makes both exact: each rank's embeddings receive the sum over
+ranks of the gradients, i.e. ``world * dL/dE_r``, and the mean over ranks of
+``world * dL/dE_r dE_r/dtheta`` is ``dL/dtheta``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+
+import torch
+from torch import Tensor, nn
+
+from contrastkit.data.examples import Batch, Example
+from contrastkit.encoders.base import Encoder, Features
+from contrastkit.objectives.base import Kind, ViewMatrixObjective
+from contrastkit.objectives.targets import Targets
+from contrastkit.scale.distributed import gather_candidates, gather_with_grad, global_parts_loss, row_slice, world
+from contrastkit.scale.gradcache import GradCache
+from contrastkit.scale.loss import ContrastiveLoss
+from contrastkit.scale.matryoshka import MatryoshkaLoss
+from contrastkit.scale.queue import MemoryQueue
+from contrastkit.training.config import ObjectiveConfig, ScaleConfig
+from contrastkit.training.schema import ConfigError
+
+Forward = Callable[[Features], Tensor]
+
+
+def build_contrastive_loss(objective: ObjectiveConfig, scale: ScaleConfig) -> ContrastiveLoss:
+    """``ContrastiveLoss`` from the config; config problems become :class:`ConfigError` on ``objective.*``."""
+    hparams = dict(objective.hparams)
+    if objective.learnable_temperature:
+        hparams["learnable_temperature"] = True
+    try:
+        return ContrastiveLoss(
+            objective.name,
+            temperature=objective.temperature,
+            similarity=objective.similarity,
+            tile_size=scale.tile_size,
+            **hparams,
+        )
+    except KeyError as err:
+        raise ConfigError("objective.name", str(err.args[0] if err.args else err)) from None
+    except TypeError as err:
+        if str(err).startswith("ContrastiveLoss takes"):  # not a matrix / view-matrix objective
+            raise ConfigError(
+                "objective.name",
+                f"{objective.name!r} is neither a matrix nor a view objective: the trainer cannot train it yet ({err})",
+            ) from None
+        raise ConfigError("objective", str(err)) from None
+    except ValueError as err:
+        key = "scale.tile_size" if "tile_size" in str(err) else "objective.hparams"
+        raise ConfigError(key, str(err)) from None
+
+
+def label_index(examples: Sequence[Example]) -> dict[int | str, int]:
+    """Each distinct ``Example.label`` -> an id, in order of first appearance."""
+    index: dict[int | str, int] = {}
+    for ex in examples:
+        if ex.label is not None and ex.label not in index:
+            index[ex.label] = len(index)
+    return index
+
+
+class BatchLoss(nn.Module):
+    """The training loss of one batch; see the module docstring.
+
+    Args:
+        objective, scale: the config sections.
+        dim: the encoder's embedding size (for the queue and Matryoshka checks).
+        labels: ``label_index`` of the training examples (labelled objectives).
+        anchor_prompt, candidate_prompt: prefixes for anchors / candidates.
+    """
+
+    def __init__(
+        self,
+        objective: ObjectiveConfig,
+        scale: ScaleConfig,
+        *,
+        dim: int,
+        labels: dict[int | str, int] | None = None,
+        anchor_prompt: str | None = None,
+        candidate_prompt: str | None = None,
+    ) -> None:
+        super().__init__()
+        self.loss = build_contrastive_loss(objective, scale)
+        obj = self.loss.objective
+        self.views = isinstance(obj, ViewMatrixObjective)
+        # the global loss is computed whole on every rank (views, symmetric objectives) rather than in row parts
+        self.replicated = self.views or obj.symmetric
+        self.labelled = obj.info.kind is Kind.LABELLED
+        self.labels = dict(labels or {})
+        self.anchor_prompt, self.candidate_prompt = anchor_prompt, candidate_prompt
+        if scale.queue_size and self.views:
+            raise ConfigError("scale.queue_size", f"a queue needs a matrix objective; {obj.info.name!r} takes views")
+        self.queue = MemoryQueue(scale.queue_size, dim) if scale.queue_size else None
+        too_big = [d for d in scale.matryoshka_dims if d > dim]
+        if too_big:
+            raise ConfigError("scale.matryoshka_dims", f"{too_big} exceed the embedding size {dim}")
+        dims, weights = scale.matryoshka_dims, scale.matryoshka_weights
+        self.matryoshka = MatryoshkaLoss(self._base_loss, dims, weights) if dims else None
+        self.gradcache = GradCache(scale.gradcache_chunk) if scale.gradcache_chunk else None
+        self._pending: list[Tensor] = []
+
+    def check_examples(self, examples: Sequence[Example]) -> None:
+        """Raise :class:`ConfigError` when the objective cannot consume these examples."""
+        name = self.loss.objective.info.name
+        if not examples:
+            raise ConfigError("data.train", "no training examples")
+        if self.views:
+            counts = {len(ex.texts()) for ex in examples}
+            if len(counts) > 1:
+                raise ConfigError(
+                    "objective.name",
+                    f"{name!r} takes views: every example needs the same number of texts, found {sorted(counts)}",
+                )
+            with_label = sum(ex.label is not None for ex in examples)
+            if self.labelled and 0 < with_label < len(examples):
+                raise ConfigError("data.train", f"{name!r}: {len(examples) - with_label} examples have no label")
+        elif not any(ex.positives for ex in examples):
+            raise ConfigError(
+                "objective.name",
+                f"{name!r} scores anchors against positives, but the examples have none; "
+                "use a view objective (e.g. simcse) for anchor-only data",
+            )
+
+    def _base_loss(self, *inputs: object) -> Tensor:
+        if self.replicated or world()[1] == 1:
+            return self.loss(*inputs)
+        return global_parts_loss(self.loss.parts(*inputs)) * self.loss.objective.loss_factor()
+
+    def _loss(self, *inputs: object) -> Tensor:
+        return self.matryoshka(*inputs) if self.matryoshka is not None else self._base_loss(*inputs)
+
+    def forward(
+        self,
+        encoder: Encoder,
+        forward: Forward,
+        batch: Batch,
+        *,
+        weight: float = 1.0,
+        scale_loss: Callable[[Tensor], Tensor] | None = None,
+    ) -> Tensor:
+        """Embed ``batch`` (this rank's rows of it), backpropagate ``weight * loss``; returns the detached loss.
+
+        ``encoder`` tokenizes; ``forward`` embeds (the encoder itself, or its
+        DDP / autocast wrapper). Parameter gradients are accumulated.
+        """
+        device = next((p.device for p in encoder.parameters()), torch.device("cpu"))
+        rows = rank_rows(len(batch), *world())
+        local = Batch(batch.examples[rows]) if world()[1] > 1 else batch
+        if self.views:
+            sides, closure = self._views(encoder, batch, local, device)
+        else:
+            sides, closure = self._matrix(encoder, batch, rows, local, device)
+
+        def weighted(embeddings: list[Tensor]) -> Tensor:
+            return weight * closure(embeddings)
+
+        if self.gradcache is not None:
+            loss = self.gradcache.loss(forward, sides, weighted, scale_loss=scale_loss)
+        else:
+            loss = weighted([forward(f) for f in sides])
+            (loss if scale_loss is None else scale_loss(loss)).backward()
+        return loss.detach() / weight
+
+    def _matrix(self, encoder: Encoder, batch: Batch, rows: slice, local: Batch, device: torch.device):
+        sides = [
+            _to(encoder.tokenize(local.anchors, prompt=self.anchor_prompt), device),
+            _to(encoder.tokenize(list(local.candidates), prompt=self.candidate_prompt), device),
+        ]
+        size = world()[1]
+        targets = batch.targets()
+        if size > 1 and not self.replicated:
+            targets = row_slice(targets, rows)
+        targets = targets.to(device)
+        num_pos = sum(len(ex.positives) for ex in local.examples)
+
+        def closure(embeddings: list[Tensor]) -> Tensor:
+            anchors, candidates = embeddings
+            if size > 1:
+                candidates = gather_candidates(candidates, num_pos)
+                if self.replicated:
+                    anchors = gather_with_grad(anchors)
+            t: Targets = targets
+            if self.queue is not None:
+                self._pending.append(candidates.detach())
+                candidates, t = self.queue.extend(candidates, t)
+            return self._loss(anchors, candidates, t)
+
+        return sides, closure
+
+    def _views(self, encoder: Encoder, batch: Batch, local: Batch, device: torch.device):
+        texts = [ex.texts() for ex in local.examples]
+        prompts = [self.anchor_prompt] + [self.candidate_prompt] * (len(texts[0]) - 1)
+        if len(texts[0]) == 1:  # anchor-only: two dropout views of the same prompted text
+            texts, prompts = [(t[0], t[0]) for t in texts], [self.anchor_prompt] * 2
+        sides = [_to(encoder.tokenize([t[v] for t in texts], prompt=p), device) for v, p in enumerate(prompts)]
+        labels: tuple[Tensor, ...] = ()
+        if self.labelled and batch.examples[0].label is not None:
+            labels = (torch.tensor([self.labels[ex.label] for ex in batch.examples], device=device),)
+
+        def closure(embeddings: list[Tensor]) -> Tensor:
+            views = torch.stack(embeddings)  # (V, n_local, d)
+            if world()[1] > 1:
+                V, n, d = views.shape
+                views = gather_with_grad(views.transpose(0, 1).reshape(n, V * d))
+                views = views.reshape(-1, V, d).transpose(0, 1)
+            return self._loss(views, *labels)
+
+        return sides, closure
+
+    def commit(self) -> None:
+        """After a good optimizer step: enqueue this step's candidates (queue only)."""
+        if self.queue is not None:
+            for candidates in self._pending:
+                self.queue.enqueue(candidates)
+        self._pending = []
+
+    def discard(self) -> None:
+        """After a skipped step: forget this step's candidates."""
+        self._pending = []
+
+
+def rank_rows(total: int, rank: int, size: int) -> slice:
+    """Rank ``rank``'s rows of a global batch of ``total``: consecutive, sizes differing by at most one.
+
+    With ``total`` divisible by ``size`` these are ``local_rows(total // size)``.
+    """
+    base, extra = divmod(total, size)
+    start = rank * base + min(rank, extra)
+    return slice(start, start + base + (rank < extra))
+
+
+def _to(features: Features, device: torch.device) -> Features:
+    return {k: v.to(device) for k, v in features.items()}

@@ -1,0 +1,265 @@
+"""The training configuration: typed, frozen sections merged as defaults <- YAML <- ``a.b=value`` overrides.
+
+Example::
+
+    >>> cfg = load_config(None, ["model.path=all-MiniLM-L6-v2", "data.train=pairs.jsonl", "optim.lr=1e-5"])
+    >>> cfg.optim.lr
+    1e-05
+
+Each section is given only to the component it configures. Unknown keys,
+wrong types and invalid values raise :class:`ConfigError` naming the dotted
+path (``optim.lr: expected float, got str 'fast'``); an unknown key also gets
+the closest valid key (``optim.lrr: unknown key; did you mean 'optim.lr'?``).
+:func:`dump_config` writes the resolved config (the run folder's
+``config.yaml``), which :func:`load_config` reads back to an equal config.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+
+from contrastkit.training.schema import ConfigError, build, to_plain
+from contrastkit.training.yamlio import apply_override, read_yaml
+
+__all__ = [
+    "Config",
+    "ConfigError",
+    "DataConfig",
+    "ModelConfig",
+    "ObjectiveConfig",
+    "OptimConfig",
+    "ScaleConfig",
+    "TrainConfig",
+    "apply_override",
+    "dump_config",
+    "load_config",
+]
+
+
+def _check(ok: bool, key: str, message: str) -> None:
+    if not ok:
+        raise ConfigError(key, message)
+
+
+@dataclass(frozen=True)
+class ModelConfig:
+    """The encoder (``contrastkit.encoders.load_encoder`` arguments) and the prompts used in training.
+
+    ``path`` is a sentence-transformers or Hugging Face folder, or an alias
+    such as ``all-MiniLM-L6-v2``. ``anchor_prompt_name`` and
+    ``candidate_prompt_name`` pick entries of ``prompts`` (or of the model's
+    own prompts) prepended to anchors and candidates while training.
+    ``template`` is a decoder prompt-template preset (``prompteol``,
+    ``hierarchical``, ``rationale``) for decoder-only models.
+    """
+
+    path: str | None = None
+    kind: Literal["auto", "text", "decoder", "static"] = "auto"
+    pooling: str | None = None
+    normalize: bool | None = None
+    max_length: int | None = None
+    prompts: dict[str, str] = field(default_factory=dict)
+    template: str | None = None
+    trust_remote_code: bool = False
+    anchor_prompt_name: str | None = None
+    candidate_prompt_name: str | None = None
+
+    def __post_init__(self) -> None:
+        _check(self.max_length is None or self.max_length > 0, "max_length", "must be > 0")
+
+
+@dataclass(frozen=True)
+class DataConfig:
+    """Training data (``contrastkit.data.readers.load_examples``) and batching (``BatchSampler``).
+
+    ``train`` is one path or a list of paths, read in order and concatenated.
+    ``format`` (default: from the file name), ``columns`` (role -> column or
+    columns), ``kind`` and ``quoting`` are ``load_examples``'s arguments.
+    ``batch_size`` is the global batch: with N data-parallel processes each
+    takes ``batch_size / N`` examples of every batch.
+    """
+
+    train: tuple[str, ...] = ()
+    format: Literal["jsonl", "csv", "tsv", "text", "parquet"] | None = None
+    columns: dict[str, str | tuple[str, ...]] | None = None
+    kind: Literal["sentence", "pair", "triplet", "graded", "labelled", "multilabel"] | None = None
+    quoting: bool | None = None
+    batch_size: int = 32
+    seed: int = 0
+    drop_last: bool = True
+
+    def __post_init__(self) -> None:
+        _check(self.batch_size >= 1, "batch_size", f"must be >= 1, got {self.batch_size}")
+
+
+@dataclass(frozen=True)
+class ObjectiveConfig:
+    """The loss: a registered objective (``contrastkit objectives`` lists them) and its hyperparameters.
+
+    ``temperature`` None keeps the objective's default; ``hparams`` holds the
+    objective's other keyword arguments, passed through unchanged.
+    """
+
+    name: str = "infonce"
+    temperature: float | None = None
+    learnable_temperature: bool = False
+    similarity: Literal["cosine", "dot"] = "cosine"
+    hparams: dict[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        _check(self.temperature is None or self.temperature > 0, "temperature", "must be > 0")
+
+
+@dataclass(frozen=True)
+class ScaleConfig:
+    """How the loss scales: GradCache chunks, loss tiles, a memory queue, Matryoshka dimensions.
+
+    ``gradcache_chunk`` None embeds the whole batch with gradient at once;
+    an int embeds it in chunks of that many texts (exact full-batch
+    gradients, memory of one chunk). ``tile_size`` None computes the loss
+    densely. ``queue_size`` 0 disables the queue. ``matryoshka_dims`` empty
+    disables Matryoshka; ``matryoshka_weights`` defaults to all ones.
+    """
+
+    gradcache_chunk: int | None = None
+    tile_size: int | None = None
+    queue_size: int = 0
+    matryoshka_dims: tuple[int, ...] = ()
+    matryoshka_weights: tuple[float, ...] | None = None
+
+    def __post_init__(self) -> None:
+        _check(self.gradcache_chunk is None or self.gradcache_chunk >= 1, "gradcache_chunk", "must be >= 1")
+        _check(self.tile_size is None or self.tile_size >= 1, "tile_size", "must be >= 1")
+        _check(self.queue_size >= 0, "queue_size", "must be >= 0")
+        _check(all(d >= 1 for d in self.matryoshka_dims), "matryoshka_dims", "must be >= 1")
+        w = self.matryoshka_weights
+        _check(w is None or len(w) == len(self.matryoshka_dims), "matryoshka_weights", "needs one weight per dim")
+
+
+@dataclass(frozen=True)
+class OptimConfig:
+    """AdamW with warmup and a decay schedule, gradient clipping and accumulation.
+
+    Warmup is ``warmup_steps`` optimizer steps, or ``ceil(warmup_ratio *
+    steps)`` when ``warmup_steps`` is 0. The schedule then keeps the rate
+    (``constant``) or decays it linearly / by a half cosine to
+    ``min_lr_ratio * lr``. Biases, norm weights and the temperature get no
+    weight decay; a learnable temperature uses ``temperature_lr`` (default
+    ``lr``). ``grad_clip`` None disables clipping (max global l2 norm).
+    ``grad_accumulation`` micro-batches make one optimizer step (their
+    losses averaged; for in-batch negatives this is not a larger batch: use
+    ``scale.gradcache_chunk`` for that).
+    """
+
+    lr: float = 2e-5
+    weight_decay: float = 0.01
+    betas: tuple[float, float] = (0.9, 0.999)
+    eps: float = 1e-8
+    warmup_steps: int = 0
+    warmup_ratio: float = 0.0
+    schedule: Literal["constant", "linear", "cosine"] = "linear"
+    min_lr_ratio: float = 0.0
+    grad_clip: float | None = 1.0
+    grad_accumulation: int = 1
+    temperature_lr: float | None = None
+
+    def __post_init__(self) -> None:
+        _check(self.lr > 0, "lr", f"must be > 0, got {self.lr}")
+        _check(self.weight_decay >= 0, "weight_decay", "must be >= 0")
+        _check(all(0 <= b < 1 for b in self.betas), "betas", "must be in [0, 1)")
+        _check(self.warmup_steps >= 0, "warmup_steps", "must be >= 0")
+        _check(0 <= self.warmup_ratio <= 1, "warmup_ratio", "must be in [0, 1]")
+        _check(0 <= self.min_lr_ratio <= 1, "min_lr_ratio", "must be in [0, 1]")
+        _check(self.grad_clip is None or self.grad_clip > 0, "grad_clip", "must be > 0 (or null to disable)")
+        _check(self.grad_accumulation >= 1, "grad_accumulation", "must be >= 1")
+        _check(self.temperature_lr is None or self.temperature_lr > 0, "temperature_lr", "must be > 0")
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """The run: length, seed, precision, device, outputs, checkpoints, logging, resume.
+
+    ``steps`` (optimizer steps) wins over ``epochs`` (passes over the
+    data); with neither, one epoch. ``checkpoint_every`` and ``log_every`` count
+    optimizer steps (0 disables periodic checkpoints; the final one is always
+    written). ``eval_every`` None runs evaluation callbacks only at the end.
+    ``resume`` continues from the latest checkpoint in ``output_dir``.
+    ``max_bad_steps`` consecutive steps with a non-finite loss or gradient
+    stop the run.
+    """
+
+    steps: int | None = None
+    epochs: int | None = None
+    seed: int = 0
+    precision: Literal["fp32", "bf16", "fp16"] = "fp32"
+    device: str = "auto"
+    output_dir: str = "runs/contrastkit"
+    checkpoint_every: int = 500
+    keep_checkpoints: int = 2
+    log_every: int = 10
+    eval_every: int | None = None
+    resume: bool = False
+    max_bad_steps: int = 5
+    progress: bool = True
+    tensorboard: bool = True
+
+    def __post_init__(self) -> None:
+        _check(self.steps is None or self.steps >= 1, "steps", "must be >= 1")
+        _check(self.epochs is None or self.epochs >= 1, "epochs", "must be >= 1")
+        _check(self.checkpoint_every >= 0, "checkpoint_every", "must be >= 0")
+        _check(self.keep_checkpoints >= 1, "keep_checkpoints", "must be >= 1")
+        _check(self.log_every >= 1, "log_every", "must be >= 1")
+        _check(self.eval_every is None or self.eval_every >= 1, "eval_every", "must be >= 1")
+        _check(self.max_bad_steps >= 1, "max_bad_steps", "must be >= 1")
+        _check(self.device == "auto" or self.device.split(":")[0] in ("cpu", "cuda", "mps"), "device", "unknown")
+
+
+@dataclass(frozen=True)
+class Config:
+    """The whole configuration; see each section."""
+
+    model: ModelConfig = field(default_factory=ModelConfig)
+    data: DataConfig = field(default_factory=DataConfig)
+    objective: ObjectiveConfig = field(default_factory=ObjectiveConfig)
+    scale: ScaleConfig = field(default_factory=ScaleConfig)
+    optim: OptimConfig = field(default_factory=OptimConfig)
+    train: TrainConfig = field(default_factory=TrainConfig)
+
+
+def load_config(path: str | Path | None = None, overrides: Sequence[str] = ()) -> Config:
+    """The :class:`Config` from defaults <- YAML file ``path`` (optional) <- ``overrides`` (``a.b=value``)."""
+    data = read_yaml(Path(path)) if path is not None else {}
+    for override in overrides:
+        apply_override(data, override)
+    return build(Config, data)
+
+
+def config_dict(config: Config) -> dict[str, Any]:
+    """The config as plain nested data (lists, dicts, scalars)."""
+    return to_plain(config)  # type: ignore[return-value]
+
+
+def dump_config(config: Config, path: str | Path) -> None:
+    """Write ``config`` as YAML to ``path`` (atomically: a temp file then a rename)."""
+    path = Path(path)
+    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+    tmp.write_text(yaml.safe_dump(config_dict(config), sort_keys=False), encoding="utf-8")
+    os.replace(tmp, path)
+
+
+def diff_configs(old: Config, new: Config) -> list[str]:
+    """Dotted keys whose values differ between two configs (for a resume warning)."""
+
+    def flat(d: object, prefix: str = "") -> dict[str, object]:
+        if isinstance(d, dict) and d and prefix.count(".") < 2:
+            return {k2: v2 for k, v in d.items() for k2, v2 in flat(v, f"{prefix}{k}.").items()}
+        return {prefix[:-1]: d}
+
+    a, b = flat(config_dict(old)), flat(config_dict(new))
+    return sorted(k for k in a.keys() | b.keys() if a.get(k) != b.get(k))

@@ -1,0 +1,317 @@
+"""The training loop: ``train(config) -> TrainResult``.
+
+Example (the CLI ``contrastkit train CONFIG.yaml key=value ...`` does the same)::
+
+    >>> from contrastkit.training import load_config, train
+    >>> cfg = load_config("configs/example.yaml", ["train.steps=100"])  # doctest: +SKIP
+    >>> result = train(cfg)  # doctest: +SKIP
+    >>> result.final_model  # a sentence-transformers folder  # doctest: +SKIP
+
+One optimizer step: set the learning rate of this step (warmup + schedule);
+for each of ``grad_accumulation`` micro-batches, draw a batch from the
+sampler and backpropagate its loss (:class:`BatchLoss`: dense, tiled,
+GradCache, queue, Matryoshka, data-parallel); unscale (fp16), measure and
+clip the gradient norm; then either update (AdamW) or, when the loss or
+the gradient norm is not finite, skip the update (:mod:`guard`). Then log,
+run callbacks, evaluate and checkpoint at their intervals.
+
+Run folder (``train.output_dir``): ``config.yaml`` (the resolved config),
+``env.json``, ``metrics.jsonl``, ``tensorboard/`` (when tensorboard is
+installed), ``checkpoints/step-*/`` and ``final/`` (the trained encoder, a
+sentence-transformers folder). With ``train.resume=true`` the run continues
+from the latest checkpoint; on CPU the result is bitwise identical to an
+uninterrupted run.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import math
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+import torch.distributed as dist
+from torch import nn
+
+from contrastkit.data.examples import Batch, Example, collate
+from contrastkit.encoders.base import Encoder
+from contrastkit.scale.distributed import mean_over_ranks, world
+from contrastkit.training import faults
+from contrastkit.training.batchloss import BatchLoss, label_index
+from contrastkit.training.build import build_encoder, build_sampler, count_steps, load_training_examples, resolve_prompt
+from contrastkit.training.callbacks import Callback, CallbackContext, StopTraining, run_evaluation
+from contrastkit.training.checkpoint import latest_checkpoint
+from contrastkit.training.config import Config, dump_config
+from contrastkit.training.device import (
+    EmbedForward,
+    autocast_dtype,
+    grad_scaler,
+    init_distributed,
+    no_sync,
+    resolve_device,
+)
+from contrastkit.training.guard import BadStepGuard
+from contrastkit.training.optim import LRSchedule, build_optimizer, clip_gradients
+from contrastkit.training.rng import seed_everything
+from contrastkit.training.runlog import RunLog
+from contrastkit.training.schema import ConfigError
+from contrastkit.training.state import RunState, restore_run_state, save_run_state
+
+
+@dataclass(frozen=True)
+class TrainResult:
+    """The outcome of :func:`train`: where things are, how many steps ran, the last logged loss."""
+
+    output_dir: Path
+    final_model: Path
+    steps: int
+    loss: float
+    skipped_steps: int
+    last_checkpoint: Path | None
+
+
+class Trainer:
+    """One training run of ``config``; see the module docstring.
+
+    Args:
+        config: the resolved :class:`Config`.
+        encoder: a ready encoder instead of ``load_encoder(config.model...)``.
+        examples: ready examples instead of reading ``config.data.train``.
+        callbacks: :class:`Callback` instances (evaluation, diagnostics).
+    """
+
+    def __init__(
+        self,
+        config: Config,
+        *,
+        encoder: Encoder | None = None,
+        examples: Sequence[Example] | None = None,
+        callbacks: Sequence[Callback] = (),
+    ) -> None:
+        self.config = config
+        self.callbacks = list(callbacks)
+        self._given_encoder = encoder
+        self._given_examples = examples
+        self.step = 0
+        self.last_checkpoint: Path | None = None
+        self.saved_step: int | None = None
+        self._owns_group = False
+
+    # ------------------------------------------------------------------ setup
+    def setup(self) -> None:
+        """Build everything, read the data and the model (before writing anything), then resume if asked."""
+        cfg = self.config
+        self.device = resolve_device(cfg.train.device)
+        self._owns_group = init_distributed(self.device)
+        self.rank, self.world = world()
+        self.output_dir = Path(cfg.train.output_dir)
+        resume_from = self._resume_point()
+        seed_everything(cfg.train.seed)
+        self._build()
+        self.log = RunLog(cfg, self.output_dir, total_steps=self.total_steps, main=self.rank == 0)
+        self.state = RunState(
+            cfg, self.encoder, self.batch_loss, self.optimizer, self.sampler, self.guard, self.scaler, self.schedule
+        )
+        changed: list[str] = []
+        if resume_from is not None:
+            self.step, changed = restore_run_state(self.state, resume_from)  # the RNG states last of all
+            self.last_checkpoint, self.saved_step = resume_from, self.step
+        self.log.start(self.step, resumed=resume_from is not None)
+        if changed:
+            self.log.message(f"note: the config differs from the checkpoint's in {', '.join(changed)}")
+        if cfg.train.resume and resume_from is None:
+            self.log.message(f"note: train.resume is set but {self.output_dir} has no checkpoint: starting afresh")
+        if self.rank == 0:
+            dump_config(cfg, self.output_dir / "config.yaml")
+
+    def _build(self) -> None:
+        """Examples, encoder, loss, sampler, optimizer, schedule, forward wrapper (DDP), scaler, guard."""
+        cfg = self.config
+        examples = self._given_examples if self._given_examples is not None else load_training_examples(cfg.data)
+        self.examples = list(examples)
+        encoder = self._given_encoder if self._given_encoder is not None else build_encoder(cfg.model)
+        self.encoder = encoder.to(self.device).train()
+        self.batch_loss = BatchLoss(
+            cfg.objective,
+            cfg.scale,
+            dim=encoder.dim,
+            labels=label_index(self.examples),
+            anchor_prompt=resolve_prompt(encoder, cfg.model.anchor_prompt_name, "model.anchor_prompt_name"),
+            candidate_prompt=resolve_prompt(encoder, cfg.model.candidate_prompt_name, "model.candidate_prompt_name"),
+        ).to(self.device)
+        self.batch_loss.check_examples(self.examples)
+        if cfg.data.batch_size < self.world:
+            raise ConfigError("data.batch_size", f"{cfg.data.batch_size} is less than the {self.world} processes")
+        self.sampler = build_sampler(cfg.data, self.examples)
+        self.total_steps = count_steps(cfg.train, self.sampler, cfg.optim.grad_accumulation)
+        self.optimizer = build_optimizer(cfg.optim, encoder, self.batch_loss)
+        self.schedule = LRSchedule(cfg.optim, self.total_steps)
+        forward: nn.Module = EmbedForward(encoder, autocast_dtype(cfg.train.precision, self.device), self.device.type)
+        if self.world > 1:
+            ids = [self.device.index] if self.device.type == "cuda" else None
+            # encoders often hold parameters the embedding does not use (BERT's pooler under mean pooling)
+            forward = nn.parallel.DistributedDataParallel(forward, device_ids=ids, find_unused_parameters=True)
+        self.forward = forward
+        self.scaler = grad_scaler(cfg.train.precision, self.device)
+        self.guard = BadStepGuard(cfg.train.max_bad_steps)
+        self._batches: Iterator[list[int]] | None = None
+
+    def _resume_point(self) -> Path | None:
+        """The checkpoint to resume from; an error when earlier checkpoints would be overwritten."""
+        latest = latest_checkpoint(self.output_dir)
+        if latest is not None and not self.config.train.resume:
+            raise ConfigError(
+                "train.output_dir",
+                f"{self.output_dir} holds checkpoints of an earlier run (latest {latest.name}); "
+                "set train.resume=true to continue it, or choose another output_dir",
+            )
+        return latest
+
+    # ------------------------------------------------------------------ steps
+    def _next_batch(self) -> Batch:
+        for _ in range(2):
+            if self._batches is None:
+                self._batches = iter(self.sampler)
+            indices = next(self._batches, None)
+            if indices is not None:
+                return collate([self.examples[i] for i in indices])
+            self._batches = None  # epoch done: the sampler is now at the next epoch
+        raise RuntimeError("the batch sampler yielded an empty epoch")
+
+    def _backward(self) -> tuple[float, float]:
+        """All micro-batches of one step: backpropagate; returns (mean loss, gradient norm after unscaling)."""
+        accum = self.config.optim.grad_accumulation
+        scale = self.scaler.scale if self.scaler is not None else None
+        losses = []
+        for micro in range(accum):
+            batch = self._next_batch()
+            with no_sync(self.forward, micro < accum - 1):
+                losses.append(self.batch_loss(self.encoder, self.forward, batch, weight=1 / accum, scale_loss=scale))
+            self.log.count(len(batch))
+        loss = mean_over_ranks(torch.stack(losses).mean())
+        if self.scaler is not None:
+            self.scaler.unscale_(self.optimizer)
+        return float(loss), clip_gradients(self.optimizer, self.config.optim.grad_clip)
+
+    def train_step(self) -> bool:
+        """One optimizer step (or a skipped one); returns whether it was good."""
+        lr_factor = self.schedule.apply(self.optimizer, self.step)
+        self.optimizer.zero_grad(set_to_none=True)
+        loss, grad_norm = self._backward()
+        overflow = self.scaler is not None and math.isfinite(loss) and not math.isfinite(grad_norm)
+        self.step += 1
+        good = self.guard.record(self.step, loss, 0.0 if overflow else grad_norm)
+        if good:
+            if self.scaler is not None:
+                self.scaler.step(self.optimizer)
+                self.scaler.update()
+            else:
+                self.optimizer.step()
+            self.batch_loss.discard() if overflow else self.batch_loss.commit()
+        else:
+            if self.scaler is not None:
+                self.scaler.update()
+            self.optimizer.zero_grad(set_to_none=True)
+            self.batch_loss.discard()
+        metrics = {"loss": loss, "lr": self.config.optim.lr * lr_factor, "grad_norm": grad_norm}
+        metrics["epoch"] = self.sampler.epoch
+        temperature = self.batch_loss.loss.objective.temperature
+        if temperature.learnable:
+            metrics["temperature"] = temperature.value
+        self.log.step(self.step, metrics, good=good, streak=self.guard.streak)
+        return good
+
+    # ------------------------------------------------------------------ run
+    def fit(self) -> TrainResult:
+        """Set up, train to ``total_steps``, write the final checkpoint and model; see the module docstring."""
+        try:
+            self.setup()
+            try:
+                self._loop()
+                self._finish()
+            finally:
+                self.log.close()
+        finally:
+            if self._owns_group:
+                dist.destroy_process_group()
+        return TrainResult(
+            output_dir=self.output_dir,
+            final_model=self.output_dir / "final",
+            steps=self.step,
+            loss=self.log.last_loss,
+            skipped_steps=self.guard.total,
+            last_checkpoint=self.last_checkpoint,
+        )
+
+    def _loop(self) -> None:
+        cfg = self.config.train
+        due = False
+        while self.step < self.total_steps:
+            good = self.train_step()
+            if self.guard.exhausted:
+                raise self.guard.error(str(self.last_checkpoint) if self.last_checkpoint else None)
+            stop = False
+            try:
+                for cb in self.callbacks:
+                    cb.on_step_end(self._context(self.log.last_metrics))
+                if cfg.eval_every and self.step % cfg.eval_every == 0:
+                    self._evaluate()
+            except StopTraining:
+                stop = True
+            due = due or bool(cfg.checkpoint_every and self.step % cfg.checkpoint_every == 0)
+            if due and good:
+                self.save_checkpoint()
+                due = False
+            faults.step_done(self.step)
+            if stop:
+                break
+
+    def _finish(self) -> None:
+        if self.saved_step != self.step:
+            self.save_checkpoint()
+        final = self.output_dir / "final"
+        if self.rank == 0:
+            self.encoder.save(final)
+        if self.world > 1:
+            dist.barrier()
+        if not (self.config.train.eval_every and self.step % self.config.train.eval_every == 0):
+            with contextlib.suppress(StopTraining):
+                self._evaluate()
+        ctx = self._context(self.log.last_metrics)
+        for cb in self.callbacks:
+            cb.on_train_end(ctx)
+
+    def save_checkpoint(self) -> Path:
+        """Write a checkpoint of the current step (rank 0) and prune old ones."""
+        path = (
+            save_run_state(self.state, self.output_dir, self.step, metrics=self.log.last_metrics)
+            if self.rank == 0
+            else None
+        )
+        if self.world > 1:
+            dist.barrier()
+        self.last_checkpoint = path if self.rank == 0 else latest_checkpoint(self.output_dir)
+        self.saved_step = self.step
+        self.log.checkpoint(self.step, self.last_checkpoint)
+        return self.last_checkpoint
+
+    def _context(self, metrics: dict) -> CallbackContext:
+        return CallbackContext(self.config, self.encoder, self.output_dir, self.step, self.total_steps, dict(metrics))
+
+    def _evaluate(self) -> None:
+        results = run_evaluation(self.callbacks, self._context(self.log.last_metrics))
+        if results:
+            self.log.evaluation(self.step, results)
+
+
+def train(
+    config: Config,
+    *,
+    encoder: Encoder | None = None,
+    examples: Sequence[Example] | None = None,
+    callbacks: Sequence[Callback] = (),
+) -> TrainResult:
+    """Train as ``config`` says; see :class:`Trainer` for the optional ready-made pieces."""
+    return Trainer(config, encoder=encoder, examples=examples, callbacks=callbacks).fit()

@@ -1,0 +1,103 @@
+"""The state of a run that a checkpoint holds, and putting it back.
+
+:class:`RunState` lists every stateful part of the loop: the encoder's and
+the loss module's weights (a learnable temperature, the memory queue), the
+optimizer, the sampler's position, the bad-step counter, the fp16 grad
+scaler, the schedule (a pure function of the step: saved for the record)
+and the random generators. :func:`save_run_state` writes them as
+one atomic checkpoint (:mod:`contrastkit.training.checkpoint`) and prunes
+old ones; :func:`restore_run_state` loads them back, random generators last,
+so the next step draws exactly what an uninterrupted run would.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import warnings
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+from contrastkit.data.sampler import BatchSampler
+from contrastkit.training.checkpoint import Checkpoint, load_checkpoint, prune_checkpoints, save_checkpoint
+from contrastkit.training.config import Config, config_dict, diff_configs
+from contrastkit.training.guard import BadStepGuard
+from contrastkit.training.optim import LRSchedule
+from contrastkit.training.rng import capture_rng, restore_rng
+from contrastkit.training.schema import ConfigError, build
+
+
+@dataclass
+class RunState:
+    """References to the stateful parts of a run (nothing is copied)."""
+
+    config: Config
+    encoder: nn.Module
+    loss: nn.Module
+    optimizer: torch.optim.Optimizer
+    sampler: BatchSampler
+    guard: BadStepGuard
+    scaler: torch.amp.GradScaler | None
+    schedule: LRSchedule
+
+    def modules(self) -> dict[str, nn.Module]:
+        return {"model": self.encoder, "loss": self.loss}
+
+
+def save_run_state(
+    state: RunState, output_dir: str | Path, step: int, *, metrics: dict[str, Any] | None = None
+) -> Path:
+    """Checkpoint ``state`` at ``step`` into ``output_dir/checkpoints`` and keep the newest ``keep_checkpoints``."""
+    loop_state = {
+        "rng": capture_rng(),
+        "sampler": state.sampler.state_dict(),
+        "guard": state.guard.state_dict(),
+        "scaler": state.scaler.state_dict() if state.scaler is not None else {},
+        "schedule": state.schedule.state_dict(),
+    }
+    meta = {
+        "total_steps": state.schedule.total_steps,
+        "time": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
+        "metrics": metrics or {},
+        "config": config_dict(state.config),
+    }
+    path = save_checkpoint(
+        output_dir, Checkpoint(step, loop_state, meta), modules=state.modules(), optimizer=state.optimizer
+    )
+    prune_checkpoints(output_dir, state.config.train.keep_checkpoints)
+    return path
+
+
+def restore_run_state(state: RunState, path: str | Path) -> tuple[int, list[str]]:
+    """Load checkpoint ``path`` into ``state``; returns (step, config keys that differ from the checkpoint's).
+
+    The random generators are restored last. A checkpoint that does not fit
+    (another model, another data size) raises :class:`ConfigError` on
+    ``train.resume`` with the reason.
+    """
+    device = next((p.device for p in state.encoder.parameters()), torch.device("cpu"))
+    try:
+        ckpt = load_checkpoint(path, modules=state.modules(), optimizer=state.optimizer, map_location=device)
+        state.sampler.load_state_dict(ckpt.state["sampler"])
+    except (RuntimeError, ValueError, KeyError, FileNotFoundError) as err:
+        raise ConfigError("train.resume", f"cannot resume from {path}: {err}") from None
+    state.guard.load_state_dict(ckpt.state["guard"])
+    if state.scaler is not None and ckpt.state["scaler"]:
+        state.scaler.load_state_dict(ckpt.state["scaler"])
+    changed = _changed_keys(state.config, ckpt.meta.get("config"))
+    restore_rng(ckpt.state["rng"])
+    return ckpt.step, changed
+
+
+def _changed_keys(config: Config, saved: object) -> list[str]:
+    if not isinstance(saved, dict):
+        return []
+    try:
+        old = build(Config, saved)
+    except ConfigError:
+        warnings.warn("the checkpoint's config no longer validates; cannot compare configs", stacklevel=3)
+        return []
+    return [k for k in diff_configs(old, config) if k != "train.resume"]

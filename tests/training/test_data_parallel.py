@@ -1,0 +1,83 @@
+"""Data-parallel training (two CPU processes, gloo) equals one process on the global batch.
+
+Each case runs three child processes at once (``tiny_run.py``): one plain
+process, and two ranks of a torchrun-style job (``RANK``, ``WORLD_SIZE``,
+``MASTER_ADDR``/``MASTER_PORT`` set as torchrun would). Both see global
+batches of 8; each rank encodes 4 examples, candidates (or views) are
+gathered with gradient, and DDP averages the gradients. Dropout is off so
+the two computations are the same function: the trained weights agree up
+to float32 rounding.
+"""
+
+import socket
+from pathlib import Path
+
+import pytest
+import torch
+from safetensors.torch import load_file
+from training_helpers import Launcher, TinyEncoder, make_pairs, write_jsonl
+
+from contrastkit.training.logging import read_metrics
+
+COMMON = [
+    "train.steps=3",
+    "train.log_every=1",
+    "train.checkpoint_every=0",
+    "data.batch_size=8",
+    "optim.lr=1e-2",
+    "optim.grad_clip=null",
+    "objective.temperature=0.1",
+]
+CASES = {
+    "infonce_negatives": ["objective.name=infonce"],
+    "gradcache_learnable_tau": ["scale.gradcache_chunk=3", "objective.learnable_temperature=true"],
+    "clip_matryoshka": ["objective.name=clip", "scale.matryoshka_dims=[8, 4]"],
+    "simcse_sup_views": ["objective.name=simcse_sup"],
+}
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def runs(tmp_path_factory):
+    root = tmp_path_factory.mktemp("ddp")
+    data = str(write_jsonl(make_pairs(32, seed=4, negatives=True), root / "triplets.jsonl"))
+    jobs = []
+    for case, extra in CASES.items():
+        port = str(free_port())
+        base = {"data": data, "overrides": [*COMMON, *extra], "dropout": 0.0}
+        jobs.append({**base, "name": f"{case}/single", "output_dir": str(root / case / "single"), "env": {}})
+        for rank in (0, 1):
+            env = {"RANK": str(rank), "LOCAL_RANK": str(rank), "WORLD_SIZE": "2", "LOCAL_WORLD_SIZE": "2"}
+            env.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=port)
+            jobs.append({**base, "name": f"{case}/rank{rank}", "output_dir": str(root / case / "ddp"), "env": env})
+    for j in jobs:
+        j["log"] = str(root / (j["name"].replace("/", "-") + ".log"))
+    launcher = Launcher()
+    try:
+        status = launcher.round(jobs)
+    finally:
+        launcher.close()
+    logs = {j["name"]: Path(j["log"]).read_text() for j in jobs}
+    return root, status, logs
+
+
+@pytest.mark.parametrize("case", list(CASES))
+def test_two_ranks_match_one_process(runs, case) -> None:
+    root, status, logs = runs
+    for name in ("single", "rank0", "rank1"):
+        assert status[f"{case}/{name}"] == 0, logs[f"{case}/{name}"]
+    single = load_file(root / case / "single" / "final" / "model.safetensors")
+    ddp = load_file(root / case / "ddp" / "final" / "model.safetensors")
+    for key in single:
+        assert torch.allclose(single[key], ddp[key], atol=2e-5, rtol=1e-4), key
+    initial = TinyEncoder(dropout=0.0).state_dict()
+    assert any(not torch.allclose(initial[k], single[k]) for k in single)  # it did train
+    ones = [r["loss"] for r in read_metrics(root / case / "single" / "metrics.jsonl")]
+    twos = [r["loss"] for r in read_metrics(root / case / "ddp" / "metrics.jsonl")]
+    assert twos == pytest.approx(ones, rel=1e-4)  # rank 0 logs the global loss
+    assert "training for 3 steps" in logs[f"{case}/rank0"] and "training for" not in logs[f"{case}/rank1"]
