@@ -1,36 +1,53 @@
 """``contrastkit`` entry point: a thin argparse shell; each subcommand lives in its own module.
 
-Errors in user input raise :class:`CliError`: the message is printed to
-stderr and the exit status is 2, with nothing written.
+Commands are listed in :data:`COMMANDS` (name, one-line help, module). Only
+the module of the command being run is imported, so ``contrastkit
+objectives`` does not pay for loading transformers. Each command module has
+``add_parser(commands)`` and ``run(args) -> int``.
+
+Errors in user input raise :class:`CliError` (or ValueError/KeyError/TypeError
+from the library): the message is printed to stderr and the exit status is 2,
+with nothing written.
 """
 
 from __future__ import annotations
 
 import argparse
+import importlib
 import sys
 from collections.abc import Sequence
 
 from contrastkit import __version__
-from contrastkit.cli import objectives as objectives_cmd
-from contrastkit.cli import train as train_cmd
+
+COMMANDS: dict[str, tuple[str, str]] = {
+    "objectives": ("list the contrastive objectives with status, inputs and citation", "contrastkit.cli.objectives"),
+    "train": ("train an embedding model from a YAML config (plus key=value overrides)", "contrastkit.cli.train"),
+    "quickstart": ("offline demo: fine-tune MiniLM on stdlib code search, before/after", "contrastkit.cli.quickstart"),
+}
 
 
 class CliError(Exception):
     """A user-facing error: printed without a traceback, exit status 2."""
 
 
-def build_parser() -> argparse.ArgumentParser:
+def build_parser(command: str | None = None) -> argparse.ArgumentParser:
+    """The parser; ``command``'s own arguments are added when it is named (its module is imported)."""
     parser = argparse.ArgumentParser(prog="contrastkit", description="Contrastive representation learning.")
     parser.add_argument("--version", action="version", version=f"contrastkit {__version__}")
     commands = parser.add_subparsers(dest="command", metavar="COMMAND")
-    objectives_cmd.add_parser(commands)
-    train_cmd.add_parser(commands)
+    for name, (help_text, module) in COMMANDS.items():
+        if name == command:
+            importlib.import_module(module).add_parser(commands)
+        else:
+            commands.add_parser(name, help=help_text, add_help=False)
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the CLI; returns the exit status."""
-    parser = build_parser()
+    argv = list(sys.argv[1:] if argv is None else argv)
+    command = next((a for a in argv if not a.startswith("-")), None)
+    parser = build_parser(command if command in COMMANDS else None)
     args = parser.parse_args(argv)
     if args.command is None:
         parser.print_help()
