@@ -48,6 +48,7 @@ def add_parser(commands: argparse._SubParsersAction) -> None:
     p = commands.add_parser("quickstart", help="offline demo: fine-tune MiniLM on stdlib code search, before/after")
     p.add_argument("overrides", nargs="*", metavar="KEY=VALUE", help="training config overrides")
     p.add_argument("--test-fraction", type=float, default=0.2, help="share of stdlib modules held out")
+    p.add_argument("--test-queries", type=int, default=None, help="evaluate on at most this many held-out queries")
     p.set_defaults(run=run)
 
 
@@ -77,7 +78,9 @@ def run(args: argparse.Namespace) -> int:
     hf_logging.disable_progress_bar()
     config = quickstart_config(list(args.overrides))
     started = time.perf_counter()
-    task = build_code_search(seed=config.train.seed, test_fraction=args.test_fraction)
+    task = build_code_search(
+        seed=config.train.seed, test_fraction=args.test_fraction, max_test_queries=args.test_queries
+    )
     print(
         f"stdlib code search: {len(task.train)} training pairs from {len(task.train_modules)} modules; "
         f"{len(task.test_queries)} held-out queries over {len(task.test_corpus)} functions "
