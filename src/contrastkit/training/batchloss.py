@@ -38,7 +38,8 @@ from torch import Tensor, nn
 
 from contrastkit.data.examples import Batch, Example
 from contrastkit.encoders.base import Encoder, Features
-from contrastkit.objectives.base import Kind, ViewMatrixObjective
+from contrastkit.objectives.base import Kind, ScaledObjective, ViewMatrixObjective
+from contrastkit.objectives.registry import REGISTRY
 from contrastkit.objectives.targets import Targets
 from contrastkit.scale.distributed import gather_candidates, gather_with_grad, global_parts_loss, row_slice, world
 from contrastkit.scale.gradcache import GradCache
@@ -52,30 +53,29 @@ Forward = Callable[[Features], Tensor]
 
 
 def build_contrastive_loss(objective: ObjectiveConfig, scale: ScaleConfig) -> ContrastiveLoss:
-    """``ContrastiveLoss`` from the config; config problems become :class:`ConfigError` on ``objective.*``."""
+    """``ContrastiveLoss`` from the config; config problems become :class:`ConfigError` on their key."""
+    try:
+        cls = REGISTRY.cls(objective.name)
+    except KeyError as err:
+        raise ConfigError("objective.name", str(err.args[0] if err.args else err)) from None
+    if not issubclass(cls, ScaledObjective):
+        raise ConfigError(
+            "objective.name",
+            f"{objective.name!r} takes {cls.info.inputs}: the trainer trains matrix and view objectives only",
+        )
     hparams = dict(objective.hparams)
+    if objective.temperature is not None:
+        hparams["temperature"] = objective.temperature
     if objective.learnable_temperature:
         hparams["learnable_temperature"] = True
     try:
-        return ContrastiveLoss(
-            objective.name,
-            temperature=objective.temperature,
-            similarity=objective.similarity,
-            tile_size=scale.tile_size,
-            **hparams,
-        )
-    except KeyError as err:
-        raise ConfigError("objective.name", str(err.args[0] if err.args else err)) from None
-    except TypeError as err:
-        if str(err).startswith("ContrastiveLoss takes"):  # not a matrix / view-matrix objective
-            raise ConfigError(
-                "objective.name",
-                f"{objective.name!r} is neither a matrix nor a view objective: the trainer cannot train it yet ({err})",
-            ) from None
-        raise ConfigError("objective", str(err)) from None
+        instance = REGISTRY.get(objective.name, **hparams)
+    except (TypeError, ValueError) as err:
+        raise ConfigError("objective.hparams", str(err)) from None
+    try:
+        return ContrastiveLoss(instance, similarity=objective.similarity, tile_size=scale.tile_size)
     except ValueError as err:
-        key = "scale.tile_size" if "tile_size" in str(err) else "objective.hparams"
-        raise ConfigError(key, str(err)) from None
+        raise ConfigError("scale.tile_size", str(err)) from None
 
 
 def label_index(examples: Sequence[Example]) -> dict[int | str, int]:
