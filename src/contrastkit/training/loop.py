@@ -15,6 +15,12 @@ clip the gradient norm; then either update (AdamW) or, when the loss or
 the gradient norm is not finite, skip the update (:mod:`guard`). Then log,
 run callbacks, evaluate and checkpoint at their intervals.
 
+With ``model.lora.enabled`` only LoRA adapters are trained
+(:mod:`contrastkit.training.lora`); they are merged into the encoder's
+weights after the final checkpoint, before ``final/`` is written. The
+``eval`` section adds evaluation callbacks
+(:mod:`contrastkit.training.evaluation`) to those passed in.
+
 Run folder (``train.output_dir``): ``config.yaml`` (the resolved config),
 ``env.json``, ``metrics.jsonl``, ``tensorboard/`` (when tensorboard is
 installed), ``checkpoints/step-*/`` and ``final/`` (the trained encoder, a
@@ -52,7 +58,9 @@ from contrastkit.training.device import (
     no_sync,
     resolve_device,
 )
+from contrastkit.training.evaluation import build_evaluation_callbacks
 from contrastkit.training.guard import BadStepGuard
+from contrastkit.training.lora import add_lora, merge_lora
 from contrastkit.training.optim import LRSchedule, build_optimizer, clip_gradients
 from contrastkit.training.rng import seed_everything
 from contrastkit.training.runlog import RunLog
@@ -119,6 +127,8 @@ class Trainer:
             self.step, changed = restore_run_state(self.state, resume_from)  # the RNG states last of all
             self.last_checkpoint, self.saved_step = resume_from, self.step
         self.log.start(self.step, resumed=resume_from is not None)
+        if self.lora_summary is not None:
+            self.log.message(self.lora_summary.describe())
         if changed:
             self.log.message(f"note: the config differs from the checkpoint's in {', '.join(changed)}")
         if cfg.train.resume and resume_from is None:
@@ -132,7 +142,9 @@ class Trainer:
         examples = self._given_examples if self._given_examples is not None else load_training_examples(cfg.data)
         self.examples = list(examples)
         encoder = self._given_encoder if self._given_encoder is not None else build_encoder(cfg.model)
+        self.lora_summary = add_lora(encoder, cfg.model.lora) if cfg.model.lora.enabled else None
         self.encoder = encoder.to(self.device).train()
+        self.callbacks = [*build_evaluation_callbacks(cfg.eval, cfg.model, encoder), *self.callbacks]
         self.batch_loss = BatchLoss(
             cfg.objective,
             cfg.scale,
@@ -272,6 +284,8 @@ class Trainer:
         if self.saved_step != self.step:
             self.save_checkpoint()
         final = self.output_dir / "final"
+        if self.lora_summary is not None:
+            merge_lora(self.encoder)  # on every rank, so that all go on with the same (merged) model
         if self.rank == 0:
             self.encoder.save(final)
         if self.world > 1:

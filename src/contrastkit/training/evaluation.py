@@ -1,0 +1,214 @@
+"""Evaluation callbacks run during training: retrieval on a BEIR folder, Spearman correlation on STS pairs.
+
+Both are :class:`~contrastkit.training.callbacks.Callback` s whose ``on_eval``
+returns scalars, so the loop logs them as ``eval/<name>/<metric>`` in
+``metrics.jsonl`` (and TensorBoard) every ``train.eval_every`` steps and at
+the end, in eval mode, without gradient and without touching the random
+generators. They are built from the config's ``eval`` section by
+:func:`build_evaluation_callbacks` (the data is read then, before training,
+so a bad path fails at once) or constructed directly and passed to
+``train(config, callbacks=[...])``. Under data parallelism only rank 0
+evaluates.
+
+* :class:`RetrievalEvaluation`: ``contrastkit.evaluation.evaluate_retrieval``
+  (exact cosine search, trec_eval metrics) on one split of a BEIR folder;
+  default metrics ``ndcg@10``, ``mrr@10``, ``recall@100``.
+* :class:`STSEvaluation`: Spearman rank correlation between the cosine
+  similarity of each sentence pair and its gold score (:func:`spearman`,
+  ties given their average rank).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+
+from contrastkit.data.beir import load_beir
+from contrastkit.data.errors import DataError
+from contrastkit.data.readers import load_examples
+from contrastkit.encoders.base import Encoder
+from contrastkit.evaluation.retrieval import evaluate_retrieval
+from contrastkit.scale.distributed import world
+from contrastkit.training.build import resolve_prompt
+from contrastkit.training.callbacks import Callback, CallbackContext
+from contrastkit.training.config import EvalConfig, ModelConfig, RetrievalEvalConfig, STSEvalConfig
+from contrastkit.training.schema import ConfigError
+
+
+def _k(metric: str) -> int | None:
+    return int(metric.split("@")[1]) if "@" in metric else None
+
+
+class RetrievalEvaluation(Callback):
+    """Retrieval metrics of the training encoder on fixed queries, corpus and qrels; see the module docstring.
+
+    Args:
+        queries, corpus, qrels: as :func:`~contrastkit.evaluation.retrieval.evaluate_retrieval` takes them.
+        name: the prefix of the logged metrics (``<name>/ndcg@10``).
+        metrics: ``ndcg@k``, ``mrr@k``, ``recall@k`` or ``map``.
+        batch_size: encoding batch size.
+        query_prompt_name, doc_prompt_name: prompt names of the encoder (None: no prompt).
+    """
+
+    def __init__(
+        self,
+        queries: Mapping[str, str],
+        corpus: Mapping[str, str],
+        qrels: Mapping[str, Mapping[str, int]],
+        *,
+        name: str = "retrieval",
+        metrics: Sequence[str] = ("ndcg@10", "mrr@10", "recall@100"),
+        batch_size: int = 64,
+        query_prompt_name: str | None = None,
+        doc_prompt_name: str | None = None,
+    ) -> None:
+        self.queries, self.corpus, self.qrels = dict(queries), dict(corpus), {q: dict(d) for q, d in qrels.items()}
+        self.name, self.metrics = name, tuple(metrics)
+        self.k_values = tuple(sorted({_k(m) for m in self.metrics if _k(m) is not None} or {10}))
+        self.batch_size = batch_size
+        self.query_prompt_name, self.doc_prompt_name = query_prompt_name, doc_prompt_name
+
+    @classmethod
+    def from_config(
+        cls, config: RetrievalEvalConfig, model: ModelConfig, key: str = "eval.retrieval"
+    ) -> RetrievalEvaluation:
+        """Read the BEIR split of ``config.path`` and cut it to ``max_queries`` / ``max_docs``."""
+        try:
+            data = load_beir(config.path, config.split)
+        except (FileNotFoundError, DataError) as err:
+            raise ConfigError(f"{key}.path", str(err)) from None
+        qids = [q for q, docs in data.qrels.items() if any(g > 0 for g in docs.values())]
+        if not qids:
+            raise ConfigError(f"{key}.split", f"no query of {config.path} ({config.split}) has a relevant document")
+        qids = qids[: config.max_queries]
+        corpus = data.corpus
+        if config.max_docs is not None and config.max_docs < len(corpus):
+            judged = {d for q in qids for d in data.qrels[q]}
+            others = [d for d in corpus if d not in judged][: max(0, config.max_docs - len(judged))]
+            keep = judged | set(others)
+            corpus = {d: t for d, t in corpus.items() if d in keep}
+        return cls(
+            {q: data.queries[q] for q in qids},
+            corpus,
+            {q: data.qrels[q] for q in qids},
+            name=config.name or Path(config.path).name,
+            metrics=config.metrics,
+            batch_size=config.batch_size,
+            query_prompt_name=config.query_prompt_name or model.anchor_prompt_name,
+            doc_prompt_name=config.doc_prompt_name or model.candidate_prompt_name,
+        )
+
+    def on_eval(self, ctx: CallbackContext) -> dict[str, float] | None:
+        if world()[0] != 0:
+            return None
+        result = evaluate_retrieval(
+            ctx.encoder,  # type: ignore[arg-type]
+            self.queries,
+            self.corpus,
+            self.qrels,
+            k_values=self.k_values,
+            batch_size=self.batch_size,
+            query_prompt_name=self.query_prompt_name,
+            doc_prompt_name=self.doc_prompt_name,
+        )
+        return {f"{self.name}/{m}": result.metrics[m] for m in self.metrics}
+
+
+def average_ranks(x: torch.Tensor) -> torch.Tensor:
+    """1-based ranks of the values of 1-D ``x`` (float64), tied values sharing their average rank."""
+    x = x.double()
+    order = torch.argsort(x, stable=True)
+    _, inverse, counts = torch.unique_consecutive(x[order], return_inverse=True, return_counts=True)
+    last = counts.cumsum(0).double()  # 1-based rank of the last member of each tie group
+    average = last - (counts.double() - 1) / 2
+    ranks = torch.empty_like(x)
+    ranks[order] = average[inverse]
+    return ranks
+
+
+def spearman(x: torch.Tensor, y: torch.Tensor) -> float:
+    """Spearman's rank correlation of two 1-D tensors: Pearson's correlation of their average ranks.
+
+    NaN when either side is constant (the correlation is undefined).
+    """
+    if x.shape != y.shape or x.ndim != 1 or len(x) < 2:
+        shapes = f"{tuple(x.shape)}, {tuple(y.shape)}"
+        raise ValueError(f"spearman needs two 1-D tensors of the same length >= 2, got {shapes}")
+    rx, ry = average_ranks(x), average_ranks(y)
+    rx, ry = rx - rx.mean(), ry - ry.mean()
+    denom = float(rx.norm() * ry.norm())
+    return float((rx * ry).sum()) / denom if denom > 0 else float("nan")
+
+
+class STSEvaluation(Callback):
+    """Spearman correlation of cosine similarities with gold scores; see the module docstring.
+
+    Args:
+        pairs: ``(sentence1, sentence2)`` per pair.
+        scores: the gold score of each pair.
+        name: the prefix of the logged metric (``<name>/spearman``).
+        batch_size: encoding batch size.
+        prompt_name: prompt name of the encoder for both sentences (None: no prompt).
+    """
+
+    def __init__(
+        self,
+        pairs: Sequence[tuple[str, str]],
+        scores: Sequence[float],
+        *,
+        name: str = "sts",
+        batch_size: int = 64,
+        prompt_name: str | None = None,
+    ) -> None:
+        if len(pairs) != len(scores) or len(pairs) < 2:
+            raise ValueError(f"need as many scores as pairs, at least 2; got {len(pairs)} pairs, {len(scores)} scores")
+        self.pairs, self.scores = list(pairs), torch.tensor(list(scores), dtype=torch.float64)
+        self.name, self.batch_size, self.prompt_name = name, batch_size, prompt_name
+
+    @classmethod
+    def from_config(cls, config: STSEvalConfig, model: ModelConfig, key: str = "eval.sts") -> STSEvaluation:
+        """Read the graded pairs of ``config.path`` (first ``max_pairs``)."""
+        try:
+            examples = load_examples(config.path, kind="graded", columns=config.columns)
+        except (FileNotFoundError, DataError, ValueError) as err:
+            raise ConfigError(f"{key}.path", str(err)) from None
+        examples = examples[: config.max_pairs]
+        if len(examples) < 2:
+            raise ConfigError(f"{key}.path", f"{config.path}: needs at least 2 scored pairs, found {len(examples)}")
+        return cls(
+            [(ex.anchor, ex.positives[0]) for ex in examples],
+            [float(ex.score) for ex in examples],  # type: ignore[arg-type]
+            name=config.name or Path(config.path).name.split(".")[0],
+            batch_size=config.batch_size,
+            prompt_name=config.prompt_name or model.anchor_prompt_name,
+        )
+
+    def on_eval(self, ctx: CallbackContext) -> dict[str, float] | None:
+        if world()[0] != 0:
+            return None
+        encoder: Encoder = ctx.encoder  # type: ignore[assignment]
+        texts = sorted({t for pair in self.pairs for t in pair})
+        index = {t: i for i, t in enumerate(texts)}
+        emb = encoder.encode(texts, batch_size=self.batch_size, prompt_name=self.prompt_name)
+        emb = F.normalize(emb.float(), dim=-1)
+        a = emb[torch.tensor([index[s] for s, _ in self.pairs])]
+        b = emb[torch.tensor([index[s] for _, s in self.pairs])]
+        return {f"{self.name}/spearman": spearman((a * b).sum(-1), self.scores)}
+
+
+def build_evaluation_callbacks(config: EvalConfig, model: ModelConfig, encoder: Encoder) -> list[Callback]:
+    """The callbacks the ``eval`` section asks for (data read now); prompt names checked against ``encoder``."""
+    callbacks: list[Callback] = []
+    if config.retrieval is not None:
+        retrieval = RetrievalEvaluation.from_config(config.retrieval, model)
+        resolve_prompt(encoder, retrieval.query_prompt_name, "eval.retrieval.query_prompt_name")
+        resolve_prompt(encoder, retrieval.doc_prompt_name, "eval.retrieval.doc_prompt_name")
+        callbacks.append(retrieval)
+    if config.sts is not None:
+        sts = STSEvaluation.from_config(config.sts, model)
+        resolve_prompt(encoder, sts.prompt_name, "eval.sts.prompt_name")
+        callbacks.append(sts)
+    return callbacks
