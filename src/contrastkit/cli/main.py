@@ -23,6 +23,12 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "objectives": ("list the contrastive objectives with status, inputs and citation", "contrastkit.cli.objectives"),
     "train": ("train an embedding model from a YAML config (plus key=value overrides)", "contrastkit.cli.train"),
     "quickstart": ("offline demo: fine-tune MiniLM on stdlib code search, before/after", "contrastkit.cli.quickstart"),
+    "eval": (
+        "evaluate a model on a task folder (sts, retrieval, reasoning, classification, clustering, "
+        "pair-classification)",
+        "contrastkit.cli.eval",
+    ),
+    "compare": ("show two evaluation runs side by side, with differences", "contrastkit.cli.compare"),
 }
 
 

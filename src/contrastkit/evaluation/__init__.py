@@ -1,5 +1,13 @@
-"""Evaluation: pure retrieval metrics (trec_eval definitions) and retrieval evaluation of any encoder."""
+"""Evaluation: tasks (STS, retrieval, reasoning, classification, clustering, pair classification),
+pure metric functions (trec_eval definitions for retrieval), an embedding cache and reports.
 
+``contrastkit eval MODEL --task TYPE --data PATH`` runs one task; :func:`run_task` is the same from Python.
+"""
+
+from contrastkit.evaluation.cache import CachedEncoder, EmbeddingCache, default_cache, encode_cached, model_fingerprint
+from contrastkit.evaluation.classification import ClassificationResult, evaluate_classification
+from contrastkit.evaluation.clustering import ClusteringResult, evaluate_clustering, v_measure
+from contrastkit.evaluation.datafiles import read_labelled, read_pairs
 from contrastkit.evaluation.metrics import (
     average_precision,
     mean_metrics,
@@ -10,18 +18,62 @@ from contrastkit.evaluation.metrics import (
     rank_by_score,
     recall_at_k,
 )
+from contrastkit.evaluation.pair_classification import PairClassificationResult, evaluate_pair_classification
+from contrastkit.evaluation.report import load_results, write_report, write_results
 from contrastkit.evaluation.retrieval import RetrievalResult, evaluate_retrieval, search
+from contrastkit.evaluation.sts import StsData, StsResult, evaluate_sts, pearson, read_sts, spearman
+from contrastkit.evaluation.tasks import (
+    EvalOptions,
+    TaskResult,
+    TaskSpec,
+    get_task,
+    load_task_data,
+    register_task,
+    run_task,
+    task_names,
+)
 
 __all__ = [
+    "CachedEncoder",
+    "ClassificationResult",
+    "ClusteringResult",
+    "EmbeddingCache",
+    "EvalOptions",
+    "PairClassificationResult",
     "RetrievalResult",
+    "StsData",
+    "StsResult",
+    "TaskResult",
+    "TaskSpec",
     "average_precision",
+    "default_cache",
+    "encode_cached",
+    "evaluate_classification",
+    "evaluate_clustering",
+    "evaluate_pair_classification",
     "evaluate_retrieval",
+    "evaluate_sts",
+    "get_task",
+    "load_results",
+    "load_task_data",
     "mean_metrics",
+    "model_fingerprint",
     "mrr_at_k",
     "ndcg_at_k",
+    "pearson",
     "per_query_metrics",
     "query_metrics",
     "rank_by_score",
+    "read_labelled",
+    "read_pairs",
+    "read_sts",
     "recall_at_k",
+    "register_task",
+    "run_task",
     "search",
+    "spearman",
+    "task_names",
+    "v_measure",
+    "write_report",
+    "write_results",
 ]

@@ -1,0 +1,122 @@
+"""``contrastkit eval MODEL --task TYPE --data PATH``: score a model on one evaluation folder.
+
+TYPE is a registered task type (:mod:`contrastkit.evaluation.tasks`: sts,
+retrieval, reasoning, classification, clustering, pair-classification); PATH
+a folder in the layout of the shared data pack. The data folder is read and
+checked first: a missing file, a missing column or a bad value prints the
+reader's message (file, row, problem) and exits with status 2 before the
+model is loaded or anything is written. Then MODEL (a local folder or the
+``all-MiniLM-L6-v2`` alias, never downloaded) is loaded and scored; the
+metrics are printed, and written as the results JSON
+``{"task", "data", "split", "metrics"}`` with ``--json OUT`` (``-`` for
+stdout) and as a Markdown report with plots with ``--report DIR``.
+
+Example::
+
+    contrastkit eval all-MiniLM-L6-v2 --task sts --data ../shared/data/stsb --json runs/minilm/stsb.json
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from contrastkit.evaluation.cache import EmbeddingCache
+from contrastkit.evaluation.tasks import EvalOptions, TaskResult, get_task, load_task_data, run_task, task_names
+
+
+def add_parser(commands: argparse._SubParsersAction) -> None:
+    p = commands.add_parser(
+        "eval",
+        help="evaluate a model on a task folder (sts, retrieval, reasoning, classification, ...)",
+        description="Evaluate an embedding model. Example: contrastkit eval all-MiniLM-L6-v2 --task sts --data DIR",
+    )
+    p.add_argument("model", help="model folder, or the alias all-MiniLM-L6-v2 (offline package)")
+    p.add_argument("--task", required=True, help=f"task type: {', '.join(task_names())}")
+    p.add_argument("--data", required=True, help="data folder (shared data pack layout)")
+    p.add_argument("--split", default=None, help="split to evaluate (default: the task's, usually test)")
+    p.add_argument("--json", dest="json_out", metavar="OUT", help="write the results JSON here ('-' for stdout)")
+    p.add_argument("--report", metavar="DIR", help="write results.json, report.md and PNG plots into DIR")
+    p.add_argument("--batch-size", type=int, default=64, help="encoding batch size (default 64)")
+    p.add_argument("--max-length", type=int, default=None, help="truncate inputs to N tokens (default: the model's)")
+    p.add_argument("--prompt", metavar="NAME", help="prompt name for symmetric tasks (sts, classification, ...)")
+    p.add_argument("--query-prompt", metavar="NAME", help="query prompt name (retrieval, reasoning)")
+    p.add_argument("--doc-prompt", metavar="NAME", help="document prompt name (retrieval, reasoning)")
+    p.add_argument("--cache-dir", metavar="DIR", help="on-disk embedding cache (reused across runs)")
+    p.add_argument(
+        "--option", action="append", default=[], metavar="KEY=VALUE",
+        help="task-specific argument, YAML value (e.g. k=10, instruction=false, methods=[knn]); repeatable",
+    )  # fmt: skip
+    p.set_defaults(run=run)
+
+
+def parse_options(pairs: list[str]) -> dict[str, Any]:
+    """``["k=10", "methods=[knn]"]`` -> ``{"k": 10, "methods": ["knn"]}`` (values parsed as YAML)."""
+    out: dict[str, Any] = {}
+    for pair in pairs:
+        key, sep, value = pair.partition("=")
+        if not sep or not key.strip().isidentifier():
+            raise ValueError(f"--option expects KEY=VALUE with a Python identifier key, got {pair!r}")
+        try:
+            out[key.strip()] = yaml.safe_load(value)
+        except yaml.YAMLError as err:
+            raise ValueError(f"--option {pair!r}: bad value ({err})") from None
+    return out
+
+
+def format_metrics(result: TaskResult) -> str:
+    """One header line, then one ``name  value`` line per metric (4 decimals)."""
+    width = max((len(k) for k in result.metrics), default=0)
+    lines = [f"{result.task} on {result.data} ({result.split}):"]
+    lines += [f"  {name:<{width}}  {value:.4f}" for name, value in result.metrics.items()]
+    return "\n".join(lines)
+
+
+def run(args: argparse.Namespace) -> int:
+    """Check the data, load the model, evaluate, print and write; returns the exit status."""
+    if args.batch_size < 1:
+        raise ValueError(f"--batch-size must be >= 1, got {args.batch_size}")
+    spec = get_task(args.task)
+    params = parse_options(args.option)
+    split = args.split or spec.default_split
+    loaded = load_task_data(spec.name, args.data, split)  # a malformed folder stops here, nothing written
+
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")  # contrastkit never downloads models
+    from transformers.utils import logging as hf_logging
+
+    from contrastkit.encoders import load_encoder
+
+    hf_logging.disable_progress_bar()
+
+    encoder = load_encoder(args.model, max_length=args.max_length)
+    options = EvalOptions(
+        batch_size=args.batch_size,
+        prompt_name=args.prompt,
+        query_prompt_name=args.query_prompt,
+        doc_prompt_name=args.doc_prompt,
+        cache=EmbeddingCache(args.cache_dir) if args.cache_dir else None,
+        params=params,
+    )
+    result = run_task(spec.name, encoder, args.data, split=split, options=options, loaded=loaded)
+
+    info = sys.stderr if args.json_out == "-" else sys.stdout  # stdout carries only the JSON then
+    print(format_metrics(result), file=info)
+    print(f"evaluated in {result.seconds:.1f} s", file=sys.stderr)
+    from contrastkit.evaluation.report import write_report, write_results
+
+    try:
+        if args.json_out == "-":
+            print(json.dumps(result.to_json(), indent=2))
+        elif args.json_out:
+            print(f"results: {write_results(result, args.json_out)}", file=info)
+        if args.report:
+            print(f"report: {write_report(result, Path(args.report), model=str(args.model))}", file=info)
+    except OSError as err:  # e.g. an output path that is a folder or not writable: a user error, status 2
+        raise ValueError(f"cannot write the results: {err}") from None
+    return 0

@@ -1,0 +1,299 @@
+"""The task registry: a task type name -> how to read its data folder and how to score an encoder on it.
+
+| type | data folder | metrics |
+|---|---|---|
+| ``sts`` | ``<split>.tsv``: sentence1, sentence2, score | spearman, pearson |
+| ``retrieval`` | BEIR: corpus, queries, qrels/<split>.tsv | ndcg@k, mrr@k, recall@k (k = 1, 10, 100), map |
+| ``reasoning`` | BEIR (+ multiple-choice originals) | retrieval metrics, accuracy@1; also ``.../instruction`` |
+| ``classification`` | ``train`` + ``<split>``: text, label | accuracy, f1, knn_accuracy, knn_f1 |
+| ``clustering`` | ``<split>``: text, label [, group] | v_measure, homogeneity, completeness |
+| ``pair-classification`` | ``<split>``: sentence1, sentence2, label | ap, accuracy, f1, precision, recall |
+
+Metrics are fractions in [0, 1] (correlations in [-1, 1]). The runners live in
+:mod:`~contrastkit.evaluation.sts`, :mod:`~contrastkit.evaluation.retrieval`,
+:mod:`~contrastkit.evaluation.reasoning`, :mod:`~contrastkit.evaluation.classification`,
+:mod:`~contrastkit.evaluation.clustering` and :mod:`~contrastkit.evaluation.pair_classification`.
+
+Running a task has two phases, so that a malformed folder fails before a
+model is loaded: :func:`load_task_data` reads and checks the folder (a
+:class:`~contrastkit.data.errors.DataError` naming file, row and problem), and
+:func:`run_task` encodes (through a :class:`~contrastkit.evaluation.cache.CachedEncoder`,
+so texts shared between tasks or runs in a process are encoded once) and scores.
+
+Prompts (instructions): symmetric tasks use ``prompt_name``, by default the
+task type name when the encoder has a prompt of that name (e.g. ``"sts"``);
+retrieval and reasoning use ``query_prompt_name`` / ``doc_prompt_name``, by
+default ``"query"`` and the first of ``"document"``, ``"passage"``, ``"doc"``
+the encoder has. An empty name (``""``) means no prompt, default or not. Task-specific keyword arguments (e.g. ``k`` for
+classification, ``instruction`` for reasoning) go in ``EvalOptions.params``.
+
+The result is a :class:`TaskResult`, whose JSON layout is exactly
+``{"task": ..., "data": ..., "split": ..., "metrics": {name: float}}``.
+"""
+
+from __future__ import annotations
+
+import importlib
+import math
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from contrastkit.data.errors import DataError
+from contrastkit.evaluation.cache import CachedEncoder, EmbeddingCache
+
+JSON_KEYS = ("task", "data", "split", "metrics")
+
+
+@dataclass(frozen=True)
+class TaskResult:
+    """One task's scores; ``details`` (the task's own result object) and ``seconds`` are not serialised."""
+
+    task: str
+    data: str
+    split: str
+    metrics: dict[str, float]
+    details: Any = field(default=None, compare=False, repr=False)
+    seconds: float = field(default=0.0, compare=False)
+
+    def to_json(self) -> dict[str, Any]:
+        """``{"task", "data", "split", "metrics"}``, in that order."""
+        return {"task": self.task, "data": self.data, "split": self.split, "metrics": dict(self.metrics)}
+
+    @classmethod
+    def from_json(cls, obj: Any, *, source: str = "results") -> TaskResult:
+        """Parse :meth:`to_json`'s layout; ValueError naming ``source`` for anything else."""
+        if not isinstance(obj, dict) or set(obj) != set(JSON_KEYS):
+            keys = sorted(obj) if isinstance(obj, dict) else type(obj).__name__
+            raise ValueError(f"{source}: expected an object with keys {list(JSON_KEYS)}, got {keys}")
+        if not all(isinstance(obj[k], str) for k in JSON_KEYS[:3]) or not isinstance(obj["metrics"], dict):
+            raise ValueError(f"{source}: task, data and split must be strings and metrics an object")
+        metrics = {}
+        for name, value in obj["metrics"].items():
+            if isinstance(value, bool) or not isinstance(value, (int, float)):
+                raise ValueError(f"{source}: metric {name!r} is not a number: {value!r}")
+            metrics[name] = float(value)
+        return cls(obj["task"], obj["data"], obj["split"], metrics)
+
+
+@dataclass(frozen=True)
+class EvalOptions:
+    """How to run a task: batch size, prompts, the embedding cache and task-specific ``params``."""
+
+    batch_size: int = 64
+    prompt_name: str | None = None
+    query_prompt_name: str | None = None
+    doc_prompt_name: str | None = None
+    cache: EmbeddingCache | None = None
+    params: Mapping[str, Any] = field(default_factory=dict)
+
+
+Loader = Callable[[Path, str], Any]
+Runner = Callable[[Any, Any, EvalOptions], tuple[dict[str, float], Any]]
+
+
+@dataclass(frozen=True)
+class TaskSpec:
+    """A task type: ``load(folder, split) -> data``, ``run(encoder, data, options) -> (metrics, details)``."""
+
+    name: str
+    description: str
+    load: Loader
+    run: Runner
+    default_split: str = "test"
+
+
+TASKS: dict[str, TaskSpec] = {}
+
+
+def register_task(spec: TaskSpec) -> TaskSpec:
+    """Add ``spec`` under ``spec.name`` (a duplicate name is a ValueError)."""
+    if spec.name in TASKS:
+        raise ValueError(f"task type {spec.name!r} is already registered")
+    TASKS[spec.name] = spec
+    return spec
+
+
+def get_task(name: str) -> TaskSpec:
+    """The task type ``name`` (``_`` and ``-`` are interchangeable); KeyError listing the known types."""
+    key = name.strip().lower().replace("_", "-")
+    if key not in TASKS:
+        raise KeyError(f"unknown task type {name!r}; expected one of {', '.join(TASKS)}")
+    return TASKS[key]
+
+
+def task_names() -> list[str]:
+    """The registered task type names, in registration order."""
+    return list(TASKS)
+
+
+def load_task_data(task: str, data: str | Path, split: str | None = None) -> Any:
+    """Read and check ``data`` for ``task`` (DataError for a missing or malformed folder)."""
+    spec = get_task(task)
+    try:
+        return spec.load(Path(data), split or spec.default_split)
+    except FileNotFoundError as err:  # some readers raise it for a missing file: one error type for the CLI
+        raise DataError(str(err)) from None
+
+
+def run_task(
+    task: str,
+    encoder: Any,
+    data: str | Path,
+    *,
+    split: str | None = None,
+    options: EvalOptions | None = None,
+    loaded: Any = None,
+) -> TaskResult:
+    """Score ``encoder`` on ``data`` for ``task``; ``loaded`` is :func:`load_task_data`'s result when already read."""
+    spec = get_task(task)
+    options = options or EvalOptions()
+    if options.batch_size < 1:
+        raise ValueError(f"batch_size must be >= 1, got {options.batch_size}")
+    split = split or spec.default_split
+    if loaded is None:
+        loaded = load_task_data(spec.name, data, split)
+    cached = CachedEncoder(encoder, options.cache)
+    start = time.perf_counter()
+    metrics, details = spec.run(cached, loaded, options)
+    bad = {k: v for k, v in metrics.items() if not isinstance(v, (int, float)) or not math.isfinite(v)}
+    if bad:
+        raise ValueError(f"task {spec.name}: non-finite or non-numeric metrics {bad}")
+    metrics = {str(k): float(v) for k, v in metrics.items()}
+    return TaskResult(spec.name, str(data), split, metrics, details, time.perf_counter() - start)
+
+
+# ---------------------------------------------------------------- prompts
+def symmetric_prompt(encoder: Any, task: str, options: EvalOptions) -> str | None:
+    """``options.prompt_name`` (``""``: none), else ``task`` when the encoder has a prompt of that name, else None."""
+    if options.prompt_name is not None:
+        return options.prompt_name or None
+    return task if task in (getattr(encoder, "prompts", None) or {}) else None
+
+
+def retrieval_prompts(encoder: Any, options: EvalOptions) -> tuple[str | None, str | None]:
+    """(query prompt name, document prompt name): the options' (``""``: none), else the conventional names."""
+    prompts = getattr(encoder, "prompts", None) or {}
+    query, doc = options.query_prompt_name, options.doc_prompt_name
+    if query is None:
+        query = "query" if "query" in prompts else None
+    if doc is None:
+        doc = next((n for n in ("document", "passage", "doc") if n in prompts), None)
+    return query or None, doc or None
+
+
+# ---------------------------------------------------------------- built-in task types
+def _load_sts(folder: Path, split: str) -> Any:
+    from contrastkit.evaluation.sts import read_sts
+
+    return read_sts(folder, split)
+
+
+def _run_sts(encoder: Any, data: Any, options: EvalOptions) -> tuple[dict[str, float], Any]:
+    from contrastkit.evaluation.sts import evaluate_sts
+
+    prompt = symmetric_prompt(encoder, "sts", options)
+    result = evaluate_sts(encoder, data, batch_size=options.batch_size, prompt_name=prompt, **options.params)
+    return result.metrics, result
+
+
+def _load_beir(folder: Path, split: str) -> Any:
+    from contrastkit.data.beir import load_beir
+
+    return load_beir(folder, split)
+
+
+def _run_retrieval(encoder: Any, data: Any, options: EvalOptions) -> tuple[dict[str, float], Any]:
+    from contrastkit.evaluation.retrieval import evaluate_retrieval
+
+    query, doc = retrieval_prompts(encoder, options)
+    result = evaluate_retrieval(
+        encoder, data.queries, data.corpus, data.qrels, batch_size=options.batch_size,
+        query_prompt_name=query, doc_prompt_name=doc, **options.params,
+    )  # fmt: skip
+    return result.metrics, result
+
+
+def _reasoning_module() -> Any:
+    try:
+        return importlib.import_module("contrastkit.evaluation.reasoning")
+    except ImportError as err:
+        raise ValueError(f"task type 'reasoning' is not available: contrastkit.evaluation.reasoning ({err})") from None
+
+
+def _load_reasoning(folder: Path, split: str) -> Any:
+    _reasoning_module()
+    _load_beir(folder, split)  # fail on a malformed folder before a model is loaded
+    return folder, split
+
+
+def _run_reasoning(encoder: Any, data: Any, options: EvalOptions) -> tuple[dict[str, float], Any]:
+    folder, split = data
+    query, doc = retrieval_prompts(encoder, options)
+    result = _reasoning_module().run_reasoning(
+        encoder, folder, split, batch_size=options.batch_size, query_prompt_name=query, doc_prompt_name=doc,
+        **options.params,
+    )  # fmt: skip
+    return result.metrics, result
+
+
+def _load_classification(folder: Path, split: str) -> Any:
+    from contrastkit.evaluation.datafiles import read_labelled
+
+    if split == "train":
+        raise ValueError("classification trains its probes on the 'train' split: evaluate on another split")
+    return read_labelled(folder, "train"), read_labelled(folder, split)
+
+
+def _run_classification(encoder: Any, data: Any, options: EvalOptions) -> tuple[dict[str, float], Any]:
+    from contrastkit.evaluation.classification import evaluate_classification
+
+    prompt = symmetric_prompt(encoder, "classification", options)
+    result = evaluate_classification(
+        encoder, *data, batch_size=options.batch_size, prompt_name=prompt, **options.params
+    )
+    return result.metrics, result
+
+
+def _load_labelled(folder: Path, split: str) -> Any:
+    from contrastkit.evaluation.datafiles import read_labelled
+
+    return read_labelled(folder, split)
+
+
+def _run_clustering(encoder: Any, data: Any, options: EvalOptions) -> tuple[dict[str, float], Any]:
+    from contrastkit.evaluation.clustering import evaluate_clustering
+
+    prompt = symmetric_prompt(encoder, "clustering", options)
+    result = evaluate_clustering(encoder, data, batch_size=options.batch_size, prompt_name=prompt, **options.params)
+    return result.metrics, result
+
+
+def _load_pairs(folder: Path, split: str) -> Any:
+    from contrastkit.evaluation.datafiles import read_pairs
+
+    return read_pairs(folder, split)
+
+
+def _run_pair_classification(encoder: Any, data: Any, options: EvalOptions) -> tuple[dict[str, float], Any]:
+    from contrastkit.evaluation.pair_classification import evaluate_pair_classification
+
+    prompt = symmetric_prompt(encoder, "pair-classification", options)
+    result = evaluate_pair_classification(
+        encoder, data, batch_size=options.batch_size, prompt_name=prompt, **options.params
+    )
+    return result.metrics, result
+
+
+_BUILTIN = (
+    ("sts", "Spearman/Pearson of cosine vs gold similarity scores", _load_sts, _run_sts),
+    ("retrieval", "exact cosine search on a BEIR folder: nDCG, MRR, recall, MAP", _load_beir, _run_retrieval),
+    ("reasoning", "RAR-b: full retrieval and multiple choice, +/- instruction", _load_reasoning, _run_reasoning),
+    ("classification", "logistic-regression and kNN probes", _load_classification, _run_classification),
+    ("clustering", "V-measure of k-means with k = number of labels", _load_labelled, _run_clustering),
+    ("pair-classification", "average precision of cosine for labelled pairs", _load_pairs, _run_pair_classification),
+)
+for _name, _description, _load, _run in _BUILTIN:
+    register_task(TaskSpec(_name, _description, _load, _run))
