@@ -21,7 +21,6 @@ from contrastkit.training.config import ModelConfig, RetrievalEvalConfig, STSEva
 from contrastkit.training.evaluation import (
     RetrievalEvaluation,
     STSEvaluation,
-    average_ranks,
     build_evaluation_callbacks,
     spearman,
 )
@@ -76,10 +75,6 @@ def context(encoder) -> CallbackContext:
 
 
 # ---------------------------------------------------------------- Spearman
-
-
-def test_average_ranks_share_ties() -> None:
-    assert average_ranks(torch.tensor([3.0, 1.0, 3.0, 2.0, 3.0])).tolist() == [4.0, 1.0, 4.0, 2.0, 4.0]
 
 
 def test_spearman_against_a_hand_computation_with_ties() -> None:

@@ -29,6 +29,10 @@ COMMANDS: dict[str, tuple[str, str]] = {
         "contrastkit.cli.eval",
     ),
     "compare": ("show two evaluation runs side by side, with differences", "contrastkit.cli.compare"),
+    "analyze": (
+        "embedding diagnostics: isotropy, alignment/uniformity, effective rank, hubness, per-layer measures",
+        "contrastkit.cli.analyze",
+    ),
 }
 
 

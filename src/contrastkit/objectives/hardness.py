@@ -128,13 +128,15 @@ def uniformity(x: Tensor, *, t: float = 2.0) -> Tensor:
     """``L_uniform = log mean_{i<j} exp(-t ||x_i - x_j||^2)`` over the distinct pairs (``pdist``); (n, d).
 
     Always ``<= 0``; lower is more uniform. Fewer than two points gives 0
-    (with a graph). Memory O(n^2 d / 2).
+    (with a graph). Squared distances come from the Gram matrix,
+    ``||x_i||^2 + ||x_j||^2 - 2 x_i . x_j`` (clamped at 0), so memory is O(n^2), not O(n^2 d).
     """
     n = x.shape[0]
     if n < 2:
         return zero_loss(x)
+    norms = x.pow(2).sum(-1)
     i, j = torch.triu_indices(n, n, offset=1, device=x.device)
-    sq = (x[i] - x[j]).pow(2).sum(-1)
+    sq = (norms[i] + norms[j] - 2 * (x @ x.T)[i, j]).clamp(min=0)
     return torch.logsumexp(-t * sq, dim=0) - math.log(sq.numel())
 
 

@@ -31,6 +31,7 @@ from contrastkit.data.errors import DataError
 from contrastkit.data.readers import load_examples
 from contrastkit.encoders.base import Encoder
 from contrastkit.evaluation.retrieval import evaluate_retrieval
+from contrastkit.evaluation.sts import spearman as sts_spearman
 from contrastkit.scale.distributed import world
 from contrastkit.training.build import resolve_prompt
 from contrastkit.training.callbacks import Callback, CallbackContext
@@ -117,30 +118,17 @@ class RetrievalEvaluation(Callback):
         return {f"{self.name}/{m}": result.metrics[m] for m in self.metrics}
 
 
-def average_ranks(x: torch.Tensor) -> torch.Tensor:
-    """1-based ranks of the values of 1-D ``x`` (float64), tied values sharing their average rank."""
-    x = x.double()
-    order = torch.argsort(x, stable=True)
-    _, inverse, counts = torch.unique_consecutive(x[order], return_inverse=True, return_counts=True)
-    last = counts.cumsum(0).double()  # 1-based rank of the last member of each tie group
-    average = last - (counts.double() - 1) / 2
-    ranks = torch.empty_like(x)
-    ranks[order] = average[inverse]
-    return ranks
-
-
 def spearman(x: torch.Tensor, y: torch.Tensor) -> float:
-    """Spearman's rank correlation of two 1-D tensors: Pearson's correlation of their average ranks.
+    """Spearman's rank correlation (:func:`contrastkit.evaluation.sts.spearman`); NaN when it is undefined.
 
-    NaN when either side is constant (the correlation is undefined).
+    A collapsed model gives constant similarities: logged as NaN rather than stopping the run.
     """
-    if x.shape != y.shape or x.ndim != 1 or len(x) < 2:
-        shapes = f"{tuple(x.shape)}, {tuple(y.shape)}"
-        raise ValueError(f"spearman needs two 1-D tensors of the same length >= 2, got {shapes}")
-    rx, ry = average_ranks(x), average_ranks(y)
-    rx, ry = rx - rx.mean(), ry - ry.mean()
-    denom = float(rx.norm() * ry.norm())
-    return float((rx * ry).sum()) / denom if denom > 0 else float("nan")
+    try:
+        return sts_spearman(x.tolist(), y.tolist())
+    except ValueError:
+        if x.shape != y.shape or x.ndim != 1 or len(x) < 2:
+            raise
+        return float("nan")
 
 
 class STSEvaluation(Callback):
