@@ -291,3 +291,27 @@ def test_loss_scaling_path_is_exact_with_a_power_of_two_scale(tmp_path, monkeypa
     assert_bitwise_equal(state_of(TinyEncoder.load(plain.final_model)), state_of(TinyEncoder.load(scaled.final_model)))
     state = torch.load(scaled.last_checkpoint / "state.pt", weights_only=True)
     assert state["scaler"]["scale"] == 2.0**7  # saved for resume
+
+
+@pytest.mark.parametrize("name", ["mv_infonce", "mv_dhel", "dclw", "cacr", "groco"])
+def test_plain_view_objectives_train_on_multi_view_examples(tmp_path, name) -> None:
+    """Objectives that are not one matrix + one reducer train densely through ViewLoss (3 views per example)."""
+    three_views = [Example(ex.anchor, (ex.positives[0], ex.anchor + " again")) for ex in make_pairs(24)]
+    if name == "dclw":  # two views
+        three_views = [Example(ex.anchor, ex.positives[:1]) for ex in three_views]
+    encoder = TinyEncoder()
+    before = state_of(encoder)
+    no_tau = ["objective.temperature=null"] if name in ("cacr", "groco") else []  # they have no temperature
+    cfg = config(tmp_path, "train.steps=2", f"objective.name={name}", *no_tau)
+    result = train(cfg, encoder=encoder, examples=three_views)
+    assert result.steps == 2 and result.skipped_steps == 0
+    assert any(not torch.equal(before[k], v) for k, v in state_of(encoder).items())
+
+
+def test_plain_view_objective_refuses_tiles(tmp_path) -> None:
+    with pytest.raises(Exception, match=r"scale\.tile_size"):
+        train(
+            config(tmp_path, "train.steps=1", "objective.name=mv_infonce", "scale.tile_size=4"),
+            encoder=TinyEncoder(),
+            examples=make_pairs(8),
+        )

@@ -75,7 +75,7 @@ class AMCL(Objective):
         title="AMCL (adaptive multi-head contrastive learning)",
         status=Status.CODE,
         citation="Wang et al., Adaptive Multi-head Contrastive Learning, arXiv 2310.05615 (ECCV 2024)",
-        kind=Kind.VIEWS,
+        kind=Kind.HEADS,
         inputs="views (C, 2, n, d') per-head l2-normalised; optional queue (C, K, d')",
         reducer="adaptive max-margin (hardest negative), sum over heads, mean over anchors",
         section="6",

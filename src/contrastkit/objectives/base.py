@@ -42,6 +42,8 @@ class Kind(str, Enum):
 
     MATRIX = "matrix"  # (S: (A, C), targets: Targets)
     VIEWS = "views"  # (views: (V, n, d) unit-norm embeddings)
+    HEADS = "heads"  # (views: (C, 2, n, d') per projection head)
+    GROUPS = "groups"  # (queries (n, d), positives (n, P, d), mask, negatives (n, K, d))
     LABELLED = "labelled"  # views or embeddings plus labels
     SCORES = "scores"  # (pred: (n,), gold: (n,)) pair similarities and gold scores
     QUEUE = "queue"  # (query, key, queue) MoCo-style

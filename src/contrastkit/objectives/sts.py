@@ -185,7 +185,7 @@ class CoDiEmbIR(Objective):
         title="CoDiEmb IR multi-positive InfoNCE (all mode)",
         status=Status.CODE,
         citation=_CITATION,
-        kind=Kind.VIEWS,
+        kind=Kind.GROUPS,
         inputs="queries (n, d), positives (n, P, d), positive_mask (n, P) bool, negatives (n, K, d)",
         reducer="R1 per positive slot, mean over slots",
         section="18.2",

@@ -38,8 +38,9 @@ from torch import Tensor, nn
 
 from contrastkit.data.examples import Batch, Example
 from contrastkit.encoders.base import Encoder, Features
-from contrastkit.objectives.base import Kind, ScaledObjective, ViewMatrixObjective
+from contrastkit.objectives.base import Kind, Objective, ScaledObjective, ViewMatrixObjective
 from contrastkit.objectives.registry import REGISTRY
+from contrastkit.objectives.similarity import Similarity, prepare
 from contrastkit.objectives.targets import Targets
 from contrastkit.scale.distributed import gather_candidates, gather_with_grad, global_parts_loss, row_slice, world
 from contrastkit.scale.gradcache import GradCache
@@ -52,13 +53,36 @@ from contrastkit.training.schema import ConfigError
 Forward = Callable[[Features], Tensor]
 
 
-def build_contrastive_loss(objective: ObjectiveConfig, scale: ScaleConfig) -> ContrastiveLoss:
-    """``ContrastiveLoss`` from the config; config problems become :class:`ConfigError` on their key."""
+class ViewLoss(nn.Module):
+    """A plain view objective (``Kind.VIEWS``: ``objective(views)``) as a training loss, dense only.
+
+    For objectives that are not one matrix and one reducer (DCLW, MV-InfoNCE,
+    MV-DHEL, CACR, GroCo, WhitenedCSE, align/uniform): views are prepared for
+    the similarity (l2-normalised for cosine) and passed whole. No tiling; under
+    data parallelism the gathered views give every rank the whole global loss.
+    """
+
+    def __init__(self, objective: Objective, similarity: str) -> None:
+        super().__init__()
+        self.objective = objective
+        self.similarity = Similarity(similarity)
+
+    def forward(self, views: Tensor, *extra: object) -> Tensor:
+        return self.objective(prepare(views, self.similarity), *extra)
+
+
+def build_contrastive_loss(objective: ObjectiveConfig, scale: ScaleConfig) -> ContrastiveLoss | ViewLoss:
+    """The training loss from the config; config problems become :class:`ConfigError` on their key.
+
+    Matrix and view-matrix objectives get a :class:`ContrastiveLoss` (dense or
+    tiled); other view objectives a :class:`ViewLoss`.
+    """
     try:
         cls = REGISTRY.cls(objective.name)
     except KeyError as err:
         raise ConfigError("objective.name", str(err.args[0] if err.args else err)) from None
-    if not issubclass(cls, ScaledObjective):
+    plain_views = cls.info.kind is Kind.VIEWS and not issubclass(cls, ScaledObjective)
+    if not issubclass(cls, ScaledObjective) and not plain_views:
         raise ConfigError(
             "objective.name",
             f"{objective.name!r} takes {cls.info.inputs}: the trainer trains matrix and view objectives only",
@@ -72,6 +96,10 @@ def build_contrastive_loss(objective: ObjectiveConfig, scale: ScaleConfig) -> Co
         instance = REGISTRY.get(objective.name, **hparams)
     except (TypeError, ValueError) as err:
         raise ConfigError("objective.hparams", str(err)) from None
+    if plain_views:
+        if scale.tile_size is not None:
+            raise ConfigError("scale.tile_size", f"{objective.name!r} is not row-separable; tile_size must be null")
+        return ViewLoss(instance, objective.similarity)
     try:
         return ContrastiveLoss(instance, similarity=objective.similarity, tile_size=scale.tile_size)
     except ValueError as err:
@@ -110,9 +138,9 @@ class BatchLoss(nn.Module):
         super().__init__()
         self.loss = build_contrastive_loss(objective, scale)
         obj = self.loss.objective
-        self.views = isinstance(obj, ViewMatrixObjective)
+        self.views = isinstance(obj, ViewMatrixObjective) or isinstance(self.loss, ViewLoss)
         # the global loss is computed whole on every rank (views, symmetric objectives) rather than in row parts
-        self.replicated = self.views or obj.symmetric
+        self.replicated = self.views or (isinstance(obj, ScaledObjective) and obj.symmetric)
         self.labelled = obj.info.kind is Kind.LABELLED
         self.labels = dict(labels or {})
         self.anchor_prompt, self.candidate_prompt = anchor_prompt, candidate_prompt

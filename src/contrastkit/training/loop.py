@@ -43,6 +43,7 @@ from torch import nn
 
 from contrastkit.data.examples import Batch, Example, collate
 from contrastkit.encoders.base import Encoder
+from contrastkit.objectives.temperature import Temperature
 from contrastkit.scale.distributed import mean_over_ranks, world
 from contrastkit.training import faults
 from contrastkit.training.batchloss import BatchLoss, label_index
@@ -229,9 +230,10 @@ class Trainer:
             self.batch_loss.discard()
         metrics = {"loss": loss, "lr": self.config.optim.lr * lr_factor, "grad_norm": grad_norm}
         metrics["epoch"] = self.sampler.epoch
-        temperature = self.batch_loss.loss.objective.temperature
-        if temperature.learnable:
-            metrics["temperature"] = temperature.value
+        objective = self.batch_loss.loss.objective
+        learnable = [m for m in objective.modules() if isinstance(m, Temperature) and m.learnable]
+        if learnable:
+            metrics["temperature"] = learnable[0].value
         self.log.step(self.step, metrics, good=good, streak=self.guard.streak)
         return good
 
