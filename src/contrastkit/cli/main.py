@@ -29,6 +29,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
         "contrastkit.cli.eval",
     ),
     "compare": ("show two evaluation runs side by side, with differences", "contrastkit.cli.compare"),
+    "mine": ("mine hard negatives (BM25, dense or hybrid) into a training JSONL", "contrastkit.cli.mine"),
     "analyze": (
         "embedding diagnostics: isotropy, alignment/uniformity, effective rank, hubness, per-layer measures",
         "contrastkit.cli.analyze",
