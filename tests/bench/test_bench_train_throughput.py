@@ -52,11 +52,19 @@ def _check_result(r: dict, steps: int) -> None:
 
 @pytest.mark.parametrize(
     ("negatives", "chunk", "what_if"),
-    [(False, None, None), (True, 2, None), (False, None, "fused-adamw+sorted-subbatches")],
+    [
+        (False, None, None),
+        (True, 2, None),
+        (False, None, "fused-adamw+sorted-subbatches"),
+        (False, 2, "gradcache-trim"),
+    ],
 )
 def test_contrastkit_measurement(bench, tiny, monkeypatch, negatives, chunk, what_if):
+    from contrastkit.scale import gradcache
+    from contrastkit.training import loop, optim
+
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
-    backward = torch.Tensor.backward
+    backward, chunks = torch.Tensor.backward, gradcache._chunks
     model, data = tiny
     spec = bench.Spec(
         tool="contrastkit",
@@ -72,14 +80,12 @@ def test_contrastkit_measurement(bench, tiny, monkeypatch, negatives, chunk, wha
     )
     r = bench.measure(spec)
     _check_result(r, steps=2)
-    assert ("fused=True" in r["optimizer"]) == bool(what_if)
-    assert torch.Tensor.backward is backward  # the timers are removed afterwards
-    if what_if:  # the shipped optimizer builder is back
-        from contrastkit.training import loop, optim
-
-        assert loop.build_optimizer is optim.build_optimizer
+    assert ("fused=True" in r["optimizer"]) == ("fused-adamw" in (what_if or ""))
+    # the timers and what-if patches are removed afterwards
+    assert torch.Tensor.backward is backward and gradcache._chunks is chunks
+    assert loop.build_optimizer is optim.build_optimizer
     if chunk:  # GradCache embeds every text twice
-        assert r["padded_tokens_per_step"] >= 2 * 4 * (2 + negatives)
+        assert r["real_tokens_per_step"] >= 2 * 4 * (2 + negatives)
 
 
 def test_contended_run_is_abandoned(bench, tiny, monkeypatch):
@@ -101,12 +107,31 @@ def test_st_measurement(bench, tiny, monkeypatch):
 
 
 def test_ratios_and_targets(bench):
-    def row(tool, pairs_per_s, negatives=False, chunk=None):
-        return {"tool": tool, "negatives": negatives, "chunk": chunk, "pairs_per_s": pairs_per_s}
+    def row(tool, pairs_per_s, negatives=False, chunk=None, batch=32, what_if=None):
+        return {
+            "tool": tool,
+            "negatives": negatives,
+            "chunk": chunk,
+            "batch_size": batch,
+            "what_if": what_if,
+            "pairs_per_s": pairs_per_s,
+        }
 
-    rows = [row("contrastkit", 60.0), row("st", 40.0), row("contrastkit", 45.0, chunk=32), row("st", 30.0, chunk=32)]
-    out = {name: (value, target) for name, value, target in bench.ratios(rows, batch_size=32, chunks=[32, 8])}
+    rows = [
+        row("contrastkit", 60.0),
+        row("st", 40.0),
+        row("contrastkit", 45.0, chunk=32),
+        row("st", 30.0, chunk=32),
+        row("contrastkit", 40.0, chunk=8),
+        row("contrastkit", 50.0, batch=8),
+        row("contrastkit", 66.0, what_if="fused-adamw"),
+    ]
+    out = {name: (value, target) for name, value, target in bench.ratios(rows, 32, [32, 8], ["fused-adamw"])}
     assert out["contrastkit in-batch / ST MNRL (pairs)"] == (pytest.approx(1.5), bench.SPEEDUP_TARGET)
-    assert out["contrastkit cached (chunk 32) / contrastkit in-batch"] == (pytest.approx(0.75), bench.GRADCACHE_TARGET)
-    assert out["ST CMNRL (mini-batch 32) / ST MNRL"] == (pytest.approx(0.75), None)
-    assert not any("chunk 8" in name for name in out)  # not measured: no row
+    cached = "contrastkit cached (batch 32, chunk 32) / contrastkit in-batch (batch 32)"
+    assert out[cached] == (pytest.approx(0.75), bench.GRADCACHE_TARGET)
+    cached = "contrastkit cached (batch 32, chunk 8) / contrastkit in-batch (batch 8)"
+    assert out[cached] == (pytest.approx(0.8), bench.GRADCACHE_TARGET)
+    assert out["ST CMNRL (batch 32, mini-batch 32) / ST MNRL (batch 32)"] == (pytest.approx(0.75), None)
+    assert out["what-if fused-adamw: contrastkit in-batch / ST MNRL (pairs)"] == (pytest.approx(1.65), None)
+    assert not any("ST CMNRL (batch 32, mini-batch 8)" in name for name in out)  # not measured: no row
