@@ -17,7 +17,8 @@ memory queue) and knows how an objective consumes a :class:`Batch`:
 
 The step runs the encoder on each side (anchors, candidates; or each view)
 and backpropagates, either directly or through GradCache
-(``scale.gradcache_chunk``). With ``torch.distributed`` the batch is the
+(``scale.gradcache_chunk``, chunks of length-sorted rows), or in
+length-sorted sub-batches (``scale.sub_batch``: less padding). With ``torch.distributed`` the batch is the
 global batch: this rank encodes its rows (``local_rows``), candidates are
 gathered with gradient in the global column order and the loss is
 ``global_parts_loss`` of this rank's rows (matrix objectives). Where rows
@@ -38,6 +39,13 @@ from torch import Tensor, nn
 
 from contrastkit.data.examples import Batch, Example
 from contrastkit.encoders.base import Encoder, Features
+from contrastkit.encoders.subbatch import (
+    embed_sub_batches,
+    inverse_permutation,
+    length_order,
+    select_rows,
+    trim_padding,
+)
 from contrastkit.objectives.base import Kind, Objective, ScaledObjective, ViewMatrixObjective
 from contrastkit.objectives.registry import REGISTRY
 from contrastkit.objectives.similarity import Similarity, prepare
@@ -153,6 +161,7 @@ class BatchLoss(nn.Module):
         dims, weights = scale.matryoshka_dims, scale.matryoshka_weights
         self.matryoshka = MatryoshkaLoss(self._base_loss, dims, weights) if dims else None
         self.gradcache = GradCache(scale.gradcache_chunk) if scale.gradcache_chunk else None
+        self.sub_batch = scale.sub_batch
         self._pending: list[Tensor] = []
 
     def check_examples(self, examples: Sequence[Example]) -> None:
@@ -211,11 +220,30 @@ class BatchLoss(nn.Module):
             return weight * closure(embeddings)
 
         if self.gradcache is not None:
-            loss = self.gradcache.loss(forward, sides, weighted, scale_loss=scale_loss)
+            loss = self._gradcache(forward, sides, weighted, scale_loss)
         else:
-            loss = weighted([forward(f) for f in sides])
+            if self.sub_batch is not None:
+                loss = weighted([embed_sub_batches(forward, f, self.sub_batch) for f in sides])
+            else:
+                loss = weighted([forward(f) for f in sides])
             (loss if scale_loss is None else scale_loss(loss)).backward()
         return loss.detach() / weight
+
+    def _gradcache(self, forward: Forward, sides: list[Features], closure, scale_loss) -> Tensor:
+        """GradCache over each side's rows sorted by length, every chunk trimmed to its longest text."""
+        orders = [length_order(f) for f in sides]
+        sorted_sides = [f if o is None else select_rows(f, o) for f, o in zip(sides, orders, strict=True)]
+        inverses = [None if o is None else inverse_permutation(o) for o in orders]
+
+        def unsorted(embeddings: list[Tensor]) -> Tensor:
+            pairs = zip(embeddings, inverses, strict=True)
+            return closure([e if inv is None else e[inv.to(e.device)] for e, inv in pairs])
+
+        def trimmed(features: Features) -> Tensor:
+            return forward(trim_padding(features))
+
+        assert self.gradcache is not None
+        return self.gradcache.loss(trimmed, sorted_sides, unsorted, scale_loss=scale_loss)
 
     def _matrix(self, encoder: Encoder, batch: Batch, rows: slice, local: Batch, device: torch.device):
         sides = [

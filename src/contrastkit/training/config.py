@@ -158,9 +158,14 @@ class ScaleConfig:
     gradients, memory of one chunk). ``tile_size`` None computes the loss
     densely. ``queue_size`` 0 disables the queue. ``matryoshka_dims`` empty
     disables Matryoshka; ``matryoshka_weights`` defaults to all ones.
+    ``sub_batch`` (without GradCache) embeds each side in length-sorted
+    sub-batches of that many texts, each cut to its own longest text: the
+    same embeddings with less padding (``encoders.subbatch``); None embeds
+    each side in one call. GradCache chunks are always length-sorted and trimmed.
     """
 
     gradcache_chunk: int | None = None
+    sub_batch: int | None = None
     tile_size: int | None = None
     queue_size: int = 0
     matryoshka_dims: tuple[int, ...] = ()
@@ -169,6 +174,7 @@ class ScaleConfig:
     def __post_init__(self) -> None:
         _check(self.gradcache_chunk is None or self.gradcache_chunk >= 1, "gradcache_chunk", "must be >= 1")
         _check(self.tile_size is None or self.tile_size >= 1, "tile_size", "must be >= 1")
+        _check(self.sub_batch is None or self.sub_batch >= 1, "sub_batch", "must be >= 1")
         _check(self.queue_size >= 0, "queue_size", "must be >= 0")
         _check(all(d >= 1 for d in self.matryoshka_dims), "matryoshka_dims", "must be >= 1")
         w = self.matryoshka_weights
