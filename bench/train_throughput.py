@@ -11,6 +11,9 @@ similarity:
   the hard negative (anchor, positive, negative);
 * ``cached``: contrastkit ``scale.gradcache_chunk=C`` vs
   ``CachedMultipleNegativesRankingLoss(mini_batch_size=C)`` on pairs.
+* ``sub-batch S``: contrastkit in-batch with ``scale.sub_batch=S`` (each side
+  embedded in length-sorted sub-batches of S texts cut to their own longest
+  text; same embeddings, less padding), against the same MNRL row.
 
 Both sides: batch 32, AdamW at a constant 2e-5 (no warmup, weight decay 0.01
 on weights, none on biases and norms), gradient clipping at 1.0, fp32, seed 0,
@@ -98,7 +101,7 @@ class Spec:
     lr: float = 2e-5
     st_optim: str | None = None
     threads: int | None = None
-    what_if: str | None = None
+    sub_batch: int | None = None
 
     @property
     def label(self) -> str:
@@ -106,8 +109,8 @@ class Spec:
         chunk = f" chunk {self.chunk}" if self.chunk else ""
         data = "+hard neg" if self.negatives else "pairs"
         threads = f", {self.threads} thread{'s' * (self.threads > 1)}" if self.threads else ""
-        what_if = f" [what-if: {self.what_if}]" if self.what_if else ""
-        return f"{self.tool} {kind}{chunk} ({data}, batch {self.batch_size}{threads}){what_if}"
+        sub = f", sub-batch {self.sub_batch}" if self.sub_batch else ""
+        return f"{self.tool} {kind}{chunk} ({data}, batch {self.batch_size}{sub}{threads})"
 
 
 # ---------------------------------------------------------------------------- measurement in one process
@@ -247,61 +250,8 @@ def _result(spec: Spec, clock: StepClock, phases: Phases, extra: dict[str, Any])
     }
 
 
-WHAT_IFS = ("fused-adamw", "sorted-subbatches", "fused-adamw+sorted-subbatches", "gradcache-trim")
-SUBBATCH = 16
-
-
-def fused_adamw(build: Callable) -> Callable:
-    """What-if: contrastkit's ``build_optimizer`` with the same parameter groups but ``AdamW(fused=True)``."""
-
-    def build_fused(config: Any, model: torch.nn.Module, loss: torch.nn.Module | None) -> torch.optim.Optimizer:
-        groups = build(config, model, loss).param_groups
-        keys = ("name", "params", "weight_decay", "lr", "initial_lr")
-        return torch.optim.AdamW(
-            [{k: g[k] for k in keys} for g in groups], lr=config.lr, betas=config.betas, eps=config.eps, fused=True
-        )
-
-    return build_fused
-
-
-def sorted_subbatches(forward: Callable, size: int) -> Callable:
-    """What-if: embed a side in sub-batches of ``size`` rows sorted by length, each trimmed to its own longest row.
-
-    Same embeddings up to float rounding (right padding assumed; dropout draws in another order);
-    fewer padded positions through the transformer.
-    """
-
-    def embed(features: dict[str, torch.Tensor]) -> torch.Tensor:
-        lengths = features["attention_mask"].sum(1)
-        order = torch.argsort(lengths, descending=True, stable=True)
-        parts = []
-        for rows in order.split(size):
-            width = int(lengths[rows].max())
-            parts.append(forward({k: v[rows, :width] if v.dim() == 2 else v[rows] for k, v in features.items()}))
-        return torch.cat(parts)[torch.argsort(order)]
-
-    return embed
-
-
-def trimmed_chunks(chunks: Callable) -> Callable:
-    """What-if: GradCache's chunks cut to their own longest row (right padding), as sentence-transformers does."""
-
-    def trim(features: dict[str, torch.Tensor], chunk_size: int) -> list[dict[str, torch.Tensor]]:
-        out = []
-        for chunk in chunks(features, chunk_size):
-            mask = chunk["attention_mask"]
-            width = int(mask.sum(1).max())
-            out.append(
-                {k: v[:, :width] if v.dim() == 2 and v.shape[1] == mask.shape[1] else v for k, v in chunk.items()}
-            )
-        return out
-
-    return trim
-
-
 def measure_contrastkit(spec: Spec, output_dir: str | Path, abort_above: float | None = None) -> dict[str, Any]:
     """Train ``spec`` with ``contrastkit.training.loop.Trainer`` (warm-up + timed steps); the measured result."""
-    from contrastkit.scale import gradcache
     from contrastkit.training import loop
     from contrastkit.training.callbacks import Callback, CallbackContext
     from contrastkit.training.config import (
@@ -333,8 +283,6 @@ def measure_contrastkit(spec: Spec, output_dir: str | Path, abort_above: float |
             phases.count_tokens(self.encoder.model)
             phases.patch(self.batch_loss.loss, "forward", "loss")
             phases.patch(self.optimizer, "step", "optimizer")
-            if spec.what_if and "sorted-subbatches" in spec.what_if:
-                self.forward.forward = sorted_subbatches(self.forward.forward, SUBBATCH)
 
     total = spec.warmup + spec.steps
     config = Config(
@@ -343,7 +291,7 @@ def measure_contrastkit(spec: Spec, output_dir: str | Path, abort_above: float |
             train=(spec.data,), kind="triplet" if spec.negatives else "pair", batch_size=spec.batch_size, seed=spec.seed
         ),
         objective=ObjectiveConfig(name="infonce", temperature=TEMPERATURE, similarity="cosine"),
-        scale=ScaleConfig(gradcache_chunk=spec.chunk),
+        scale=ScaleConfig(gradcache_chunk=spec.chunk, sub_batch=spec.sub_batch),
         optim=OptimConfig(lr=spec.lr, weight_decay=0.01, warmup_steps=0, schedule="constant", grad_clip=1.0),
         train=TrainConfig(
             steps=total,
@@ -357,22 +305,14 @@ def measure_contrastkit(spec: Spec, output_dir: str | Path, abort_above: float |
             tensorboard=False,
         ),
     )
-    if spec.what_if not in (None, *WHAT_IFS):
-        raise ValueError(f"unknown what-if {spec.what_if!r}; expected one of {WHAT_IFS}")
-    original_clip, original_build, original_chunks = loop.clip_gradients, loop.build_optimizer, gradcache._chunks
-    original_backward = torch.Tensor.backward
+    original_clip, original_backward = loop.clip_gradients, torch.Tensor.backward
     loop.clip_gradients = phases.wrap(original_clip, "clip")
-    if spec.what_if and "fused-adamw" in spec.what_if:
-        loop.build_optimizer = fused_adamw(original_build)
-    if spec.what_if == "gradcache-trim":
-        gradcache._chunks = trimmed_chunks(original_chunks)
     torch.Tensor.backward = phases.wrap(original_backward, "backward")
     try:
         trainer = TimedTrainer(config, callbacks=[Clock()])
         trainer.fit()
     finally:
-        loop.clip_gradients, loop.build_optimizer = original_clip, original_build
-        gradcache._chunks = original_chunks
+        loop.clip_gradients = original_clip
         torch.Tensor.backward = original_backward
     optimizer = type(trainer.optimizer).__name__
     fused = trainer.optimizer.defaults.get("fused")
@@ -494,9 +434,7 @@ def build_specs(args: argparse.Namespace) -> list[Spec]:
         steps = args.steps * args.batch_size // size
         specs += [replace(base, tool=tool, batch_size=size, steps=steps) for tool in args.tools]
     if "contrastkit" in args.tools:
-        for w in args.what_if:
-            chunks = [c for c in args.chunks if c < args.batch_size] if w == "gradcache-trim" else [None]
-            specs += [replace(base, what_if=w, chunk=c) for c in chunks]
+        specs += [replace(base, sub_batch=s) for s in args.sub_batches]
     return specs
 
 
@@ -583,14 +521,14 @@ def _find(
     negatives: bool = False,
     chunk: int | None = None,
     batch: int | None = None,
-    what_if: str | None = None,
+    sub_batch: int | None = None,
 ) -> dict | None:
-    key = (tool, negatives, chunk, what_if)
+    key = (tool, negatives, chunk, sub_batch)
     return next(
         (
             r
             for r in rows
-            if (r["tool"], r["negatives"], r["chunk"], r.get("what_if")) == key
+            if (r["tool"], r["negatives"], r["chunk"], r.get("sub_batch")) == key
             and (batch is None or r["batch_size"] == batch)
         ),
         None,
@@ -598,7 +536,7 @@ def _find(
 
 
 def ratios(
-    rows: list[dict], batch_size: int, chunks: list[int], what_ifs: list[str] = ()
+    rows: list[dict], batch_size: int, chunks: list[int], sub_batches: list[int] = ()
 ) -> list[tuple[str, float, float | None]]:
     """(description, ratio, target or None) for the comparisons the issue asks for, then context."""
     out: list[tuple[str, float, float | None]] = []
@@ -635,21 +573,10 @@ def ratios(
             _find(rows, "contrastkit", batch=c),
             _find(rows, "st", batch=c),
         )
-    for w in what_ifs:
-        for c in [None, *chunks]:
-            row = _find(rows, "contrastkit", chunk=c, batch=B, what_if=w)
-            if row is None:
-                continue
-            if c is None:
-                add(f"what-if {w}: contrastkit in-batch / ST MNRL (pairs)", row, st)
-                add(f"what-if {w}: contrastkit in-batch / shipped contrastkit in-batch", row, ck)
-            else:
-                add(f"what-if {w}: contrastkit cached (chunk {c}) / ST CMNRL", row, _find(rows, "st", chunk=c, batch=B))
-                add(
-                    f"what-if {w}: contrastkit cached (chunk {c}) / contrastkit in-batch (batch {c})",
-                    row,
-                    _find(rows, "contrastkit", batch=c),
-                )
+    for size in sub_batches:
+        row = _find(rows, "contrastkit", batch=B, sub_batch=size)
+        add(f"contrastkit in-batch, sub-batch {size} / ST MNRL (pairs)", row, st, SPEEDUP_TARGET)
+        add(f"contrastkit in-batch, sub-batch {size} / contrastkit in-batch, one call per side", row, ck)
     return out
 
 
@@ -702,8 +629,8 @@ def report(rows: list[dict], info: dict, args: argparse.Namespace, command: str)
         "## Ratios and targets",
         "",
     ]
-    what_ifs = list(dict.fromkeys(r["what_if"] for r in rows if r.get("what_if")))
-    for name, value, target in ratios(rows, args.batch_size, args.chunks, what_ifs):
+    sub_batches = sorted({r["sub_batch"] for r in rows if r.get("sub_batch")})
+    for name, value, target in ratios(rows, args.batch_size, args.chunks, sub_batches):
         if target is None:
             lines.append(f"- {name}: {value:.3f}x")
         else:
@@ -750,11 +677,11 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--threads", type=int, default=None, help="torch threads of the runs (default: torch's)")
     p.add_argument("--st-optim", default=None, help="ST TrainingArguments.optim (default: ST's default)")
     p.add_argument(
-        "--what-if",
+        "--sub-batches",
+        type=int,
         nargs="*",
-        default=["fused-adamw", "fused-adamw+sorted-subbatches", "gradcache-trim"],
-        choices=WHAT_IFS,
-        help="extra contrastkit in-batch rows with a monkeypatched change (not the shipped behaviour)",
+        default=[8, 16],
+        help="extra contrastkit in-batch rows with scale.sub_batch set to each of these",
     )
     p.add_argument("--only", choices=("contrastkit", "st"), default=None, help="run one tool's rows only")
     p.add_argument("--rounds", type=int, default=2, help="runs per configuration (the fastest is reported)")

@@ -51,20 +51,14 @@ def _check_result(r: dict, steps: int) -> None:
 
 
 @pytest.mark.parametrize(
-    ("negatives", "chunk", "what_if"),
-    [
-        (False, None, None),
-        (True, 2, None),
-        (False, None, "fused-adamw+sorted-subbatches"),
-        (False, 2, "gradcache-trim"),
-    ],
+    ("negatives", "chunk", "sub_batch"),
+    [(False, None, None), (True, 2, None), (False, None, 2)],
 )
-def test_contrastkit_measurement(bench, tiny, monkeypatch, negatives, chunk, what_if):
-    from contrastkit.scale import gradcache
+def test_contrastkit_measurement(bench, tiny, monkeypatch, negatives, chunk, sub_batch):
     from contrastkit.training import loop, optim
 
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
-    backward, chunks = torch.Tensor.backward, gradcache._chunks
+    backward, clip = torch.Tensor.backward, loop.clip_gradients
     model, data = tiny
     spec = bench.Spec(
         tool="contrastkit",
@@ -76,13 +70,13 @@ def test_contrastkit_measurement(bench, tiny, monkeypatch, negatives, chunk, wha
         max_seq_length=16,
         warmup=1,
         steps=2,
-        what_if=what_if,
+        sub_batch=sub_batch,
     )
     r = bench.measure(spec)
     _check_result(r, steps=2)
-    assert ("fused=True" in r["optimizer"]) == ("fused-adamw" in (what_if or ""))
-    # the timers and what-if patches are removed afterwards
-    assert torch.Tensor.backward is backward and gradcache._chunks is chunks
+    assert "fused=True" in r["optimizer"]
+    # the timers are removed afterwards
+    assert torch.Tensor.backward is backward and loop.clip_gradients is clip
     assert loop.build_optimizer is optim.build_optimizer
     if chunk:  # GradCache embeds every text twice
         assert r["real_tokens_per_step"] >= 2 * 4 * (2 + negatives)
@@ -107,13 +101,13 @@ def test_st_measurement(bench, tiny, monkeypatch):
 
 
 def test_ratios_and_targets(bench):
-    def row(tool, pairs_per_s, negatives=False, chunk=None, batch=32, what_if=None):
+    def row(tool, pairs_per_s, negatives=False, chunk=None, batch=32, sub_batch=None):
         return {
             "tool": tool,
             "negatives": negatives,
             "chunk": chunk,
             "batch_size": batch,
-            "what_if": what_if,
+            "sub_batch": sub_batch,
             "pairs_per_s": pairs_per_s,
         }
 
@@ -124,14 +118,16 @@ def test_ratios_and_targets(bench):
         row("st", 30.0, chunk=32),
         row("contrastkit", 40.0, chunk=8),
         row("contrastkit", 50.0, batch=8),
-        row("contrastkit", 66.0, what_if="fused-adamw"),
+        row("contrastkit", 66.0, sub_batch=8),
     ]
-    out = {name: (value, target) for name, value, target in bench.ratios(rows, 32, [32, 8], ["fused-adamw"])}
+    out = {name: (value, target) for name, value, target in bench.ratios(rows, 32, [32, 8], [8])}
     assert out["contrastkit in-batch / ST MNRL (pairs)"] == (pytest.approx(1.5), bench.SPEEDUP_TARGET)
     cached = "contrastkit cached (batch 32, chunk 32) / contrastkit in-batch (batch 32)"
     assert out[cached] == (pytest.approx(0.75), bench.GRADCACHE_TARGET)
     cached = "contrastkit cached (batch 32, chunk 8) / contrastkit in-batch (batch 8)"
     assert out[cached] == (pytest.approx(0.8), bench.GRADCACHE_TARGET)
     assert out["ST CMNRL (batch 32, mini-batch 32) / ST MNRL (batch 32)"] == (pytest.approx(0.75), None)
-    assert out["what-if fused-adamw: contrastkit in-batch / ST MNRL (pairs)"] == (pytest.approx(1.65), None)
+    sub = "contrastkit in-batch, sub-batch 8 / ST MNRL (pairs)"
+    assert out[sub] == (pytest.approx(1.65), bench.SPEEDUP_TARGET)
+    assert out["contrastkit in-batch, sub-batch 8 / contrastkit in-batch, one call per side"][0] == pytest.approx(1.1)
     assert not any("ST CMNRL (batch 32, mini-batch 8)" in name for name in out)  # not measured: no row
