@@ -48,112 +48,45 @@ Example (a tiny in-memory multiple-choice set; ``encoder`` is any Encoder)::
 
 from __future__ import annotations
 
-import json
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Literal
-
-import torch
-import torch.nn.functional as F
+from typing import TYPE_CHECKING
 
 from contrastkit.data.beir import BeirDataset, load_beir
 from contrastkit.data.errors import DataError
-from contrastkit.data.readers import json_records
 from contrastkit.evaluation.cache import CachedEncoder, EmbeddingCache
+from contrastkit.evaluation.multiple_choice import (
+    MultipleChoiceItem,
+    MultipleChoiceResult,
+    _meta,
+    evaluate_multiple_choice,
+    load_multiple_choice,
+)
+from contrastkit.evaluation.rarb_instructions import (
+    MODE_SUFFIX,
+    RARB_INSTRUCTIONS,
+    InstructionMode,
+    instruction_for,
+    with_instruction,
+)
 from contrastkit.evaluation.retrieval import RetrievalResult, evaluate_retrieval
 
 if TYPE_CHECKING:  # only the type: importing the encoders package loads transformers
     from contrastkit.encoders.base import Encoder
 
-_SIQA = "Given the following context and question, retrieve the correct answer."
-# exact strings of the RAR-b code (thesis-methods.md section 3), keyed by the RAR-b dataset key
-RARB_INSTRUCTIONS: dict[str, str] = {
-    "alphanli": "Given the following start and end of a story, retrieve a possible reason that leads to the end.",
-    "hellaswag": "Given the following unfinished context, retrieve the most plausible ending to finish it.",
-    "winogrande": (
-        "Given the following sentence, retrieve an appropriate answer to fill in the missing underscored part."
-    ),
-    "piqa": "Given the following goal, retrieve a possible solution.",
-    "siqa": _SIQA,
-    "arc-challenge": "Retrieve the answer to the question.",
-    "quail": _SIQA,
-    "spartqa": "Given the following spatial reasoning question, retrieve the right answer.",
-    "tempreason-l1": "Given the following question about time, retrieve the correct answer.",
-    **{f"tempreason-l{n}-pure": "Given the following question, retrieve the correct answer." for n in (2, 3)},
-    **{f"tempreason-l{n}-fact": "Given the following question and facts, retrieve the correct answer." for n in (2, 3)},
-    **{
-        f"tempreason-l{n}-context": "Given the following question, facts and contexts, retrieve the correct answer."
-        for n in (2, 3)
-    },
-    "math-pooled": "Retrieve the answer for the following math problem.",
-    "humanevalpack-mbpp-pooled": "Retrieve the answer for the following coding problem.",
-    "c-sts": "Retrieve an aspect and a sentence which are similar to the following sentence.",
-}
-# other spellings (MTEB task names, RAR-b folder/file names) -> RAR-b key
-_ALIASES = {
-    "physicaliqa": "piqa", "socialiqa": "siqa", "arcchallenge": "arc-challenge", "rarbmath": "math-pooled",
-    "rarbcode": "humanevalpack-mbpp-pooled", "csts": "c-sts", "tr1": "tempreason-l1", "tempreasonl1": "tempreason-l1",
-    **{f"tempreasonl{n}{kind}": f"tempreason-l{n}-{kind}" for n in (2, 3) for kind in ("pure", "fact", "context")},
-    **{f"tr{n}-{kind}": f"tempreason-l{n}-{kind}" for n in (2, 3) for kind in ("pure", "fact", "context")},
-}  # fmt: skip
-
-InstructionMode = bool | Literal["both"]
-MODE_SUFFIX = {False: "", True: "/instruction"}
-
-
-def instruction_for(task: str) -> str:
-    """The RAR-b instruction of ``task``: a RAR-b key, an MTEB task name or a RAR-b folder name, any case.
-
-    Raises:
-        KeyError: an unknown task (the message lists the known keys).
-    """
-    key = task.strip().lower().replace("_", "-")
-    key = _ALIASES.get(key, _ALIASES.get(key.replace("-", ""), key))
-    if key not in RARB_INSTRUCTIONS:
-        raise KeyError(f"no RAR-b instruction for task {task!r}; known: {', '.join(sorted(RARB_INSTRUCTIONS))}")
-    return RARB_INSTRUCTIONS[key]
-
-
-def with_instruction(instruction: str | None, query: str) -> str:
-    """The RAR-b query text: ``(instruction + " " + query).strip()``, or the query itself without instruction."""
-    return query if instruction is None else f"{instruction} {query}".strip()
-
-
-@dataclass(frozen=True)
-class MultipleChoiceItem:
-    """One multiple-choice question: its id, text, own candidates (in order) and the gold candidate's index."""
-
-    qid: str
-    query: str
-    candidates: tuple[str, ...]
-    answer: int
-
-    def __post_init__(self) -> None:
-        if len(self.candidates) < 2:
-            raise ValueError(f"question {self.qid!r}: a multiple-choice question needs >= 2 candidates")
-        if not 0 <= self.answer < len(self.candidates):
-            raise ValueError(f"question {self.qid!r}: answer {self.answer} is not a candidate index")
-
-
-@dataclass(frozen=True)
-class MultipleChoiceResult:
-    """What :func:`evaluate_multiple_choice` measured.
-
-    Attributes:
-        accuracy: fraction of questions whose predicted candidate is the gold one.
-        predictions: question id -> predicted candidate index.
-        scores: question id -> cosine of each of its candidates, in candidate order.
-        num_questions: questions evaluated.
-        encode_seconds: time spent encoding questions and candidates.
-    """
-
-    accuracy: float
-    predictions: dict[str, int]
-    scores: dict[str, list[float]]
-    num_questions: int
-    encode_seconds: float = 0.0
+__all__ = [  # the multiple-choice and instruction pieces live in their own modules; importable from here too
+    "RARB_INSTRUCTIONS",
+    "MultipleChoiceItem",
+    "MultipleChoiceResult",
+    "ReasoningResult",
+    "evaluate_multiple_choice",
+    "instruction_for",
+    "load_multiple_choice",
+    "run_reasoning",
+    "with_instruction",
+]
 
 
 @dataclass(frozen=True)
@@ -183,65 +116,6 @@ class ReasoningResult:
     encode_seconds: float
     seconds: float
     notes: list[str] = field(default_factory=list)
-
-
-def evaluate_multiple_choice(
-    encoder: Encoder | CachedEncoder,
-    items: Sequence[MultipleChoiceItem],
-    *,
-    instruction: str | None = None,
-    batch_size: int = 64,
-    query_prompt_name: str | None = None,
-    doc_prompt_name: str | None = None,
-) -> MultipleChoiceResult:
-    """Accuracy of ``argmax_c cos(q, c)`` over each question's own candidates (ties: the first candidate).
-
-    The query text is :func:`with_instruction` ``(instruction, item.query)``;
-    candidates are encoded as given (each distinct text once).
-
-    Raises:
-        ValueError: no items, or non-finite embeddings.
-    """
-    if not items:
-        raise ValueError("no multiple-choice question to evaluate")
-    texts = list(dict.fromkeys(c for item in items for c in item.candidates))
-    row = {t: i for i, t in enumerate(texts)}
-    start = time.perf_counter()
-    q_emb = encoder.encode(
-        [with_instruction(instruction, item.query) for item in items], batch_size=batch_size,
-        prompt_name=query_prompt_name,
-    )  # fmt: skip
-    c_emb = encoder.encode(texts, batch_size=batch_size, prompt_name=doc_prompt_name)
-    encode_seconds = time.perf_counter() - start
-    if not (torch.isfinite(q_emb).all() and torch.isfinite(c_emb).all()):
-        raise ValueError("the encoder returned non-finite embeddings")
-    q_emb, c_emb = F.normalize(q_emb.float(), dim=-1), F.normalize(c_emb.float(), dim=-1)
-    predictions, scores, correct = {}, {}, 0
-    for q, item in zip(q_emb, items, strict=True):
-        cos = c_emb[[row[c] for c in item.candidates]] @ q
-        best = int(torch.argmax(cos))  # the first maximal index
-        predictions[item.qid], scores[item.qid] = best, cos.tolist()
-        correct += best == item.answer
-    return MultipleChoiceResult(correct / len(items), predictions, scores, len(items), encode_seconds)
-
-
-def load_multiple_choice(
-    folder: str | Path, split: str = "test", *, data: BeirDataset | None = None
-) -> list[MultipleChoiceItem] | None:
-    """The multiple-choice items of a RAR-b folder (module docstring: formats), or None if it has none.
-
-    With PIQA's original files, only the questions judged in ``qrels/<split>.tsv``
-    are kept (``data``, when given, is that split already loaded).
-
-    Raises:
-        DataError: a malformed or inconsistent file (file, line, problem).
-    """
-    folder = Path(folder)
-    originals = _original_files(folder)
-    if originals is None:
-        return None
-    items = _read_piqa(folder, *originals, data if data is not None else load_beir(folder, split))
-    return items or None
 
 
 def run_reasoning(
@@ -357,52 +231,6 @@ def _choices(
     return None, [f"multiple-choice setting skipped: {missing}"]
 
 
-def _meta(folder: Path) -> dict:
-    """``meta.json`` of a data folder ({} when absent or not a JSON object)."""
-    try:
-        meta = json.loads((folder / "meta.json").read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return {}
-    return meta if isinstance(meta, dict) else {}
-
-
 def _folder_name(folder: Path) -> str:
     name = _meta(folder).get("name")
     return name if isinstance(name, str) and name.strip() else folder.resolve().name
-
-
-def _original_files(folder: Path) -> tuple[Path, Path] | None:
-    """(questions .jsonl, labels .lst) of ``original/``: named in meta.json, else the only such pair."""
-    listed = _meta(folder).get("original_files")
-    names = [n for n in listed if isinstance(n, str)] if isinstance(listed, list) else []
-    paths = [folder / n for n in names] or sorted((folder / "original").glob("*"))
-    questions = [p for p in paths if p.suffix == ".jsonl" and p.is_file()]
-    labels = [p for p in paths if p.suffix == ".lst" and p.is_file()]
-    return (questions[0], labels[0]) if len(questions) == 1 and len(labels) == 1 else None
-
-
-def _read_piqa(folder: Path, questions: Path, labels_path: Path, data: BeirDataset) -> list[MultipleChoiceItem]:
-    """PIQA's original files, aligned line by line with queries.jsonl and checked against the qrels."""
-    query_rows = [(r.get("_id"), r.get("text")) for _, r in json_records(folder / "queries.jsonl")]
-    labels = [line.strip() for line in labels_path.read_text(encoding="utf-8").splitlines() if line.strip()]
-    items, i = [], -1
-    for i, (number, record) in enumerate(json_records(questions)):
-        if i >= min(len(query_rows), len(labels)):
-            raise DataError("more questions than queries.jsonl rows or labels", path=questions, line=number)
-        qid, text = str(query_rows[i][0]), query_rows[i][1]
-        sols = sorted((k for k in record if k.startswith("sol") and k[3:].isdigit()), key=lambda k: int(k[3:]))
-        goal = record.get("goal")
-        if goal != text or len(sols) < 2 or not labels[i].isdigit():
-            raise DataError(f"question does not match query {qid!r} (goal, sol1.., label)", path=questions, line=number)
-        try:
-            item = MultipleChoiceItem(qid, str(goal), tuple(str(record[k]).strip() for k in sols), int(labels[i]))
-        except ValueError as e:
-            raise DataError(str(e), path=labels_path, line=i + 1) from None
-        gold = [d for d, g in data.qrels.get(qid, {}).items() if g > 0]
-        if gold and data.corpus.get(gold[0], "").strip() != item.candidates[item.answer]:
-            raise DataError(f"gold candidate of {qid!r} is not qrels document {gold[0]!r}", path=questions, line=number)
-        if qid in data.qrels:
-            items.append(item)
-    if i + 1 != len(query_rows) or i + 1 != len(labels):
-        raise DataError(f"{i + 1} questions, {len(query_rows)} queries, {len(labels)} labels", path=questions)
-    return items
