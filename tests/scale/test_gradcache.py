@@ -195,3 +195,27 @@ def test_rejects_bad_inputs() -> None:
     bad = {"input_ids": torch.zeros(4, SEQ, dtype=torch.long), "attention_mask": torch.ones(3, SEQ)}
     with pytest.raises(ValueError, match="batch size"):
         GradCache(2).loss(model, [bad], lambda e: e[0].sum())
+
+
+@pytest.mark.parametrize(
+    ("chunk", "expected", "first_pass"), [(5, [5, 3, 5, 5, 3, 5, 3, 5, 5], 5), (64, [8, 13, 8], 2)]
+)
+def test_last_chunk_is_encoded_once(chunk: int, expected: list[int], first_pass: int) -> None:
+    model, loss_fn, sides = _setup("dense")
+    model.train()
+    calls = []
+
+    def encoder(features):
+        calls.append((features["input_ids"].shape[0], torch.is_grad_enabled()))
+        return model(features)
+
+    ref_loss, ref_grads, _ = _reference(model, loss_fn, sides, chunk, seed=4)
+    _zero(model, loss_fn)
+    torch.manual_seed(4)
+    loss = GradCache(chunk).loss(encoder, sides, lambda e: loss_fn(e[0], e[1], TARGETS))
+    # first pass: every chunk, the last one with a graph; replay: every chunk but the last
+    assert [n for n, _ in calls] == expected
+    assert [grad for _, grad in calls[:first_pass]] == [False] * (first_pass - 1) + [True]
+    torch.testing.assert_close(loss, ref_loss, rtol=1e-12, atol=1e-12)
+    for got, want in zip(_params(model, loss_fn), ref_grads):
+        torch.testing.assert_close(got.grad, want, rtol=1e-10, atol=1e-12)

@@ -14,10 +14,15 @@ Limited Setup", arXiv 2101.06983) splits the step in three:
    draws the same masks), and backpropagate ``G``'s rows for that chunk:
    ``dLoss/dtheta = sum_chunks (dE_chunk/dtheta)^T G_chunk``.
 
+The very last chunk is the exception: step 1 embeds it with a graph and
+step 3 backpropagates that graph first, before any other chunk is re-run,
+so it is never encoded twice and peak activation memory is still one
+chunk's. With a single chunk GradCache is a plain step.
+
 By the chain rule the parameter gradients equal those of the graph-keeping
 computation with the same dropout masks, up to floating-point summation
-order; peak activation memory is one chunk's. The encoder runs twice (about
-1.3-1.5x the compute of a plain step).
+order. Every other chunk is encoded twice (once without a graph, which is
+cheaper than a forward with one).
 
 Example::
 
@@ -122,7 +127,7 @@ class GradCache:
         any draws of ``loss_fn``).
         """
         chunks = [_chunks(features, self.chunk_size) for features in sides]
-        states, embeddings = self._embed(encoder, chunks)
+        states, embeddings, kept = self._embed(encoder, chunks)
         with torch.enable_grad():
             loss = loss_fn(embeddings)
         if not loss.requires_grad:
@@ -130,26 +135,38 @@ class GradCache:
         (loss if scale_loss is None else scale_loss(loss)).backward()
         after = RngState.capture()
         grads = [e.grad for e in embeddings]
-        self._replay(encoder, chunks, states, grads)
+        self._replay(encoder, chunks, states, grads, kept)
         after.restore()
         return loss.detach()
 
     @staticmethod
     def _embed(
         encoder: Callable[[Features], Tensor], chunks: list[list[dict[str, Tensor]]]
-    ) -> tuple[list[list[RngState]], list[Tensor]]:
-        """First pass: per-chunk RNG states and each side's full embedding matrix as a leaf requiring grad."""
+    ) -> tuple[list[list[RngState]], list[Tensor], Tensor]:
+        """First pass: per-chunk RNG states, each side's embeddings as a leaf requiring grad, the kept last chunk.
+
+        The last chunk of the last side is embedded with a graph (``kept``);
+        under DDP its forward runs in ``no_sync()`` unless it is the only chunk,
+        so that the last *replayed* chunk is the one that reduces gradients.
+        """
         states: list[list[RngState]] = []
         embeddings: list[Tensor] = []
-        with torch.no_grad():
-            for side in chunks:
-                side_states, outputs = [], []
-                for chunk in side:
-                    side_states.append(RngState.capture())
-                    outputs.append(encoder(chunk))
-                states.append(side_states)
-                embeddings.append(torch.cat(outputs).detach().requires_grad_())
-        return states, embeddings
+        total = sum(len(side) for side in chunks)
+        kept = torch.empty(0)
+        for s, side in enumerate(chunks):
+            side_states, outputs = [], []
+            for c, chunk in enumerate(side):
+                side_states.append(RngState.capture())
+                if s == len(chunks) - 1 and c == len(side) - 1:
+                    with _sync_context(encoder, last=total == 1), torch.enable_grad():
+                        kept = encoder(chunk)
+                    outputs.append(kept.detach())
+                else:
+                    with torch.no_grad():
+                        outputs.append(encoder(chunk))
+            states.append(side_states)
+            embeddings.append(torch.cat(outputs).detach().requires_grad_())
+        return states, embeddings, kept
 
     def _replay(
         self,
@@ -157,14 +174,27 @@ class GradCache:
         chunks: list[list[dict[str, Tensor]]],
         states: list[list[RngState]],
         grads: list[Tensor | None],
+        kept: Tensor,
     ) -> None:
-        """Second pass: each chunk again with its RNG state and a graph, backpropagating its cached gradient."""
+        """Second pass: the kept chunk's graph, then every other chunk again with its RNG state and a graph.
+
+        Each backpropagates its rows of the cached gradient. Under DDP, if the
+        kept chunk was embedded in ``no_sync()`` but no other chunk needs a
+        replay, it is replayed instead (its backward must reduce gradients).
+        """
         work = [
             (chunk, state, grad)
             for side, side_states, side_grad in zip(chunks, states, grads, strict=True)
             if side_grad is not None
             for chunk, state, grad in zip(side, side_states, side_grad.split(self.chunk_size), strict=True)
         ]
+        kept_grad = work.pop()[2] if grads[-1] is not None else None
+        total = sum(len(side) for side in chunks)
+        if kept_grad is not None:
+            if work or total == 1 or not isinstance(encoder, DistributedDataParallel):
+                kept.backward(kept_grad)
+            else:
+                work.append((chunks[-1][-1], states[-1][-1], kept_grad))
         for i, (chunk, state, grad) in enumerate(work):
             state.restore()
             with _sync_context(encoder, last=i == len(work) - 1), torch.enable_grad():
