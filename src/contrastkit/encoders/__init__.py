@@ -6,6 +6,7 @@
   hierarchical, rationale-then-embed, E5-Mistral, GritLM formats).
 - :class:`StaticEncoder`: mean of token embeddings, e.g. initialised from a transformer's input embeddings.
 - :class:`ProjectionHead`, :class:`MultiHead`: projection head(s) on any encoder.
+- :class:`DualEncoder`: two towers (anchor, candidate) behind one encoder, e.g. pixel-text or image-text.
 
 Every savable encoder writes a sentence-transformers folder (safetensors only, atomically).
 """
@@ -13,6 +14,7 @@ Every savable encoder writes a sentence-transformers folder (safetensors only, a
 from contrastkit.encoders.auto import load_encoder
 from contrastkit.encoders.base import Encoder, Features, split_features
 from contrastkit.encoders.decoder import DecoderEncoder
+from contrastkit.encoders.dual import DualEncoder
 from contrastkit.encoders.heads import MultiHead, ProjectionHead
 from contrastkit.encoders.io import ModelFolderError
 from contrastkit.encoders.prompt_template import PromptTemplate
@@ -21,6 +23,7 @@ from contrastkit.encoders.text import TextEncoder
 
 __all__ = [
     "DecoderEncoder",
+    "DualEncoder",
     "Encoder",
     "Features",
     "ModelFolderError",

@@ -6,6 +6,7 @@
 | ... then ``Dense`` modules [, ``Normalize``] | :class:`ProjectionHead` on it |
 | ``StaticEmbedding`` [, ``Normalize``] | :class:`StaticEncoder` |
 | saved :class:`DecoderEncoder` (``contrastkit_decoder.json``) | :class:`DecoderEncoder` with its template |
+| saved :class:`DualEncoder` (``contrastkit_dual.json``) | :class:`DualEncoder` of its two saved towers |
 | plain Hugging Face checkpoint | :class:`TextEncoder`, mean pooling, normalised |
 
 ``kind`` forces a reading: ``"decoder"`` runs any decoder LM through a
@@ -29,6 +30,7 @@ from typing import Literal
 
 from contrastkit.encoders.base import Encoder
 from contrastkit.encoders.decoder import DecoderEncoder
+from contrastkit.encoders.dual import DUAL_FILE, DualEncoder, is_dual_folder
 from contrastkit.encoders.heads import DenseLayer, ProjectionHead
 from contrastkit.encoders.io import (
     DECODER_FILE,
@@ -36,6 +38,7 @@ from contrastkit.encoders.io import (
     ModuleSpec,
     STFolder,
     check_folder,
+    read_json,
     read_pooling_config,
     read_st_folder,
 )
@@ -128,6 +131,9 @@ def load_encoder(
     if kind not in ("auto", "text", "decoder", "static"):
         raise ValueError(f"unknown encoder kind {kind!r}; choose auto, text, decoder or static")
     root = resolve_model_path(model)
+    if is_dual_folder(root):
+        given = {"pooling": pooling, "normalize": normalize, "max_length": max_length, "template": template}
+        return _load_dual(root, kind, given, prompts, trust_remote_code)
     folder = read_st_folder(root)
     stack = _parse_stack(folder) if folder is not None else _Stack(input=ModuleSpec("Transformer", root))
     merged = {**(folder.prompts if folder else {}), **(prompts or {})}
@@ -190,6 +196,32 @@ def _load_base(
     if kind == "static":
         return StaticEncoder.from_transformer(text, normalize=normalize is not False)
     return text
+
+
+def _load_dual(
+    root: Path, kind: EncoderKind, given: dict[str, object], prompts: dict[str, str] | None, trust_remote_code: bool
+) -> DualEncoder:
+    """A saved :class:`DualEncoder` (``anchor/``, ``candidate/``, ``contrastkit_dual.json``), towers as saved.
+
+    Loading arguments that would apply to one tower (``kind``, ``pooling``,
+    ``normalize``, ``max_length``, ``template``) are refused; ``prompts`` go
+    to both towers.
+    """
+    set_args = sorted(name for name, value in given.items() if value is not None)
+    if kind != "auto" or set_args:
+        given = [f"kind={kind!r}"] if kind != "auto" else []
+        raise ModelFolderError(
+            f"{root}: a dual-encoder folder loads each tower as it was saved; "
+            f"{', '.join(given + set_args)} cannot apply to both towers (load {root}/anchor or /candidate alone)"
+        )
+    meta = read_json(root / DUAL_FILE)
+    if not isinstance(meta, dict) or meta.get("anchor") != "anchor" or meta.get("candidate") != "candidate":
+        raise ModelFolderError(f"{root / DUAL_FILE}: expected {{'anchor': 'anchor', 'candidate': 'candidate', ...}}")
+    anchor, candidate = (
+        load_encoder(root / side, prompts=prompts, trust_remote_code=trust_remote_code)
+        for side in ("anchor", "candidate")
+    )
+    return DualEncoder(anchor, candidate)
 
 
 def _saved_pooling(stack: _Stack) -> PoolingMode:

@@ -74,6 +74,7 @@ def evaluate_retrieval(
     batch_size: int = 64,
     query_prompt_name: str | None = None,
     doc_prompt_name: str | None = None,
+    doc_encoder: Encoder | None = None,
 ) -> RetrievalResult:
     """Encode, search exactly by cosine, and score with trec_eval definitions (see the module docstring).
 
@@ -88,6 +89,8 @@ def evaluate_retrieval(
         k_values: cut-offs; the search returns the top ``max(k_values)``.
         batch_size: encoding batch size.
         query_prompt_name, doc_prompt_name: names in ``encoder.prompts``.
+        doc_encoder: encodes the corpus instead of ``encoder`` (a dual
+            encoder's candidate tower; ``encoder`` is then its query tower).
 
     Raises:
         ValueError: empty corpus, no evaluable query, bad ``k_values``, a
@@ -106,7 +109,8 @@ def evaluate_retrieval(
 
     start = time.perf_counter()
     q_emb = encoder.encode([queries[q] for q in qids], batch_size=batch_size, prompt_name=query_prompt_name)
-    d_emb = encoder.encode([corpus[d] for d in doc_ids], batch_size=batch_size, prompt_name=doc_prompt_name)
+    d_encoder = encoder if doc_encoder is None else doc_encoder
+    d_emb = d_encoder.encode([corpus[d] for d in doc_ids], batch_size=batch_size, prompt_name=doc_prompt_name)
     encoded = time.perf_counter()
     for name, emb in (("query", q_emb), ("document", d_emb)):
         if not torch.isfinite(emb).all():

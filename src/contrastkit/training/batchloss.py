@@ -15,7 +15,9 @@ memory queue) and knows how an objective consumes a :class:`Batch`:
   which differ by dropout (unsupervised SimCSE). Labelled objectives also
   get the examples' labels as ids.
 
-The step runs the encoder on each side (anchors, candidates; or each view)
+The step runs the encoder on each side (anchors, candidates; or each view;
+a :class:`~contrastkit.encoders.dual.DualEncoder` embeds anchors / view 0
+with its anchor tower and the rest with its candidate tower)
 and backpropagates, either directly or through GradCache
 (``scale.gradcache_chunk``, chunks of length-sorted rows), or in
 length-sorted sub-batches (``scale.sub_batch``: less padding). With ``torch.distributed`` the batch is the
@@ -39,6 +41,7 @@ from torch import Tensor, nn
 
 from contrastkit.data.examples import Batch, Example
 from contrastkit.encoders.base import Encoder, Features
+from contrastkit.encoders.dual import tokenize_side
 from contrastkit.encoders.subbatch import (
     embed_sub_batches,
     inverse_permutation,
@@ -247,8 +250,8 @@ class BatchLoss(nn.Module):
 
     def _matrix(self, encoder: Encoder, batch: Batch, rows: slice, local: Batch, device: torch.device):
         sides = [
-            _to(encoder.tokenize(local.anchors, prompt=self.anchor_prompt), device),
-            _to(encoder.tokenize(list(local.candidates), prompt=self.candidate_prompt), device),
+            _to(tokenize_side(encoder, local.anchors, "anchor", self.anchor_prompt), device),
+            _to(tokenize_side(encoder, list(local.candidates), "candidate", self.candidate_prompt), device),
         ]
         size = world()[1]
         targets = batch.targets()
@@ -276,7 +279,10 @@ class BatchLoss(nn.Module):
         prompts = [self.anchor_prompt] + [self.candidate_prompt] * (len(texts[0]) - 1)
         if len(texts[0]) == 1:  # anchor-only: two dropout views of the same prompted text
             texts, prompts = [(t[0], t[0]) for t in texts], [self.anchor_prompt] * 2
-        sides = [_to(encoder.tokenize([t[v] for t in texts], prompt=p), device) for v, p in enumerate(prompts)]
+        sides = [
+            _to(tokenize_side(encoder, [t[v] for t in texts], "anchor" if v == 0 else "candidate", p), device)
+            for v, p in enumerate(prompts)
+        ]
         labels: tuple[Tensor, ...] = ()
         if self.labelled and batch.examples[0].label is not None:
             labels = (torch.tensor([self.labels[ex.label] for ex in batch.examples], device=device),)

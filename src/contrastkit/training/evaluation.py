@@ -12,10 +12,13 @@ evaluates.
 
 * :class:`RetrievalEvaluation`: ``contrastkit.evaluation.evaluate_retrieval``
   (exact cosine search, trec_eval metrics) on one split of a BEIR folder;
-  default metrics ``ndcg@10``, ``mrr@10``, ``recall@100``.
+  default metrics ``ndcg@10``, ``mrr@10``, ``recall@100``. A dual encoder
+  embeds the queries with its anchor tower and the documents with its
+  candidate tower.
 * :class:`STSEvaluation`: Spearman rank correlation between the cosine
   similarity of each sentence pair and its gold score (:func:`spearman`,
-  ties given their average rank).
+  ties given their average rank). A dual encoder embeds both sentences with
+  its anchor tower (``encode``'s default side).
 """
 
 from __future__ import annotations
@@ -30,6 +33,7 @@ from contrastkit.data.beir import load_beir
 from contrastkit.data.errors import DataError
 from contrastkit.data.readers import load_examples
 from contrastkit.encoders.base import Encoder
+from contrastkit.encoders.dual import towers
 from contrastkit.evaluation.retrieval import evaluate_retrieval
 from contrastkit.evaluation.sts import spearman as sts_spearman
 from contrastkit.scale.distributed import world
@@ -105,8 +109,9 @@ class RetrievalEvaluation(Callback):
     def on_eval(self, ctx: CallbackContext) -> dict[str, float] | None:
         if world()[0] != 0:
             return None
+        queries, documents = towers(ctx.encoder)  # type: ignore[arg-type]
         result = evaluate_retrieval(
-            ctx.encoder,  # type: ignore[arg-type]
+            queries,
             self.queries,
             self.corpus,
             self.qrels,
@@ -114,6 +119,7 @@ class RetrievalEvaluation(Callback):
             batch_size=self.batch_size,
             query_prompt_name=self.query_prompt_name,
             doc_prompt_name=self.doc_prompt_name,
+            doc_encoder=documents,
         )
         return {f"{self.name}/{m}": result.metrics[m] for m in self.metrics}
 
@@ -192,8 +198,9 @@ def build_evaluation_callbacks(config: EvalConfig, model: ModelConfig, encoder: 
     callbacks: list[Callback] = []
     if config.retrieval is not None:
         retrieval = RetrievalEvaluation.from_config(config.retrieval, model)
-        resolve_prompt(encoder, retrieval.query_prompt_name, "eval.retrieval.query_prompt_name")
-        resolve_prompt(encoder, retrieval.doc_prompt_name, "eval.retrieval.doc_prompt_name")
+        query_tower, doc_tower = towers(encoder)
+        resolve_prompt(query_tower, retrieval.query_prompt_name, "eval.retrieval.query_prompt_name")
+        resolve_prompt(doc_tower, retrieval.doc_prompt_name, "eval.retrieval.doc_prompt_name")
         callbacks.append(retrieval)
     if config.sts is not None:
         sts = STSEvaluation.from_config(config.sts, model)
