@@ -23,7 +23,7 @@ TYPES = ["sts", "retrieval", "reasoning", "classification", "clustering", "pair-
 
 
 def test_registry_has_the_six_types() -> None:
-    assert task_names() == TYPES
+    assert task_names()[: len(TYPES)] == TYPES  # the image task types (evaluation/image_tasks.py) follow
     assert get_task("pair_classification").name == "pair-classification" and get_task(" STS ").name == "sts"
     with pytest.raises(KeyError, match="unknown task type 'nli'; expected one of sts, retrieval"):
         get_task("nli")

@@ -1,7 +1,10 @@
 """``contrastkit eval MODEL --task TYPE --data PATH``: score a model on one evaluation folder.
 
 TYPE is a registered task type (:mod:`contrastkit.evaluation.tasks`: sts,
-retrieval, reasoning, classification, clustering, pair-classification); PATH
+retrieval, reasoning, classification, clustering, pair-classification; and
+from :mod:`contrastkit.evaluation.image_tasks`: visual-sts,
+image-classification, image-clustering, zero-shot-classification, whose PATH
+is ``digits`` or an MNIST folder for the image types); PATH
 a folder in the layout of the shared data pack. The data folder is read and
 checked first: a missing file, a missing column or a bad value prints the
 reader's message (file, row, problem) and exits with status 2 before the
@@ -14,6 +17,8 @@ stdout) and as a Markdown report with plots with ``--report DIR``.
 Example::
 
     contrastkit eval all-MiniLM-L6-v2 --task sts --data ../shared/data/stsb --json runs/minilm/stsb.json
+    contrastkit eval runs/pixel/final --task visual-sts --data ../shared/data/stsb --option text_model=all-MiniLM-L6-v2
+    contrastkit eval runs/image/final --task image-classification --data ../shared/data/mnist_test
 """
 
 from __future__ import annotations
