@@ -24,10 +24,21 @@ plain ``drop_last`` would (``len(examples) % batch_size``). Only texts shared
 *between* examples count; an example whose own anchor equals its positive is
 kept as is.
 
+With ``length_grouped=True`` batches are formed from examples of similar
+length, so less of each batch is padding: the epoch's permutation is cut into
+mega-batches of ``mega_batches * batch_size`` examples, each mega-batch is
+sorted by the examples' total text length (characters of anchor, positives
+and negatives; longest first), packed as above, and then the order of the
+epoch's full batches is shuffled (from ``(seed, epoch, 1)``). Batches stay
+random in content and order, duplicate-free, and every example is still in
+exactly one batch of the epoch.
+
 The whole epoch is a pure function of ``(examples' texts, batch_size, seed,
-epoch)``. Iterating yields one epoch and moves the position to the next
+epoch)`` and the options. Iterating yields one epoch and moves the position to the next
 epoch; :meth:`state_dict` captures the exact position (epoch, next batch) so
-a resumed run yields the identical next batch. The position advances when a
+a resumed run yields the identical next batch. :meth:`next_batch` hands out
+one batch at a time across epoch boundaries (what the training loop and
+:class:`~contrastkit.data.mixture.MixtureSampler` use). The position advances when a
 batch is handed out: take the state after the step that consumed the batch
 (not through a prefetching DataLoader, which runs ahead).
 
@@ -75,6 +86,8 @@ class BatchSampler:
         seed: non-negative seed; epoch e's permutation comes from ``(seed, e)``.
         drop_last: leave out the epoch's final smaller batches (listed by :meth:`dropped`).
         window: at most this many deferred examples are tried per batch (default ``8 * batch_size``).
+        length_grouped: form batches from examples of similar text length (see the module docstring).
+        mega_batches: with ``length_grouped``, examples are sorted within groups of this many batches.
     """
 
     def __init__(
@@ -85,6 +98,8 @@ class BatchSampler:
         seed: int,
         drop_last: bool = True,
         window: int | None = None,
+        length_grouped: bool = False,
+        mega_batches: int = 50,
     ) -> None:
         if batch_size < 1:
             raise ValueError(f"batch_size must be >= 1, got {batch_size}")
@@ -92,6 +107,8 @@ class BatchSampler:
             raise ValueError(f"seed must be >= 0, got {seed}")
         if not examples:
             raise ValueError("BatchSampler: no examples")
+        if mega_batches < 1:
+            raise ValueError(f"mega_batches must be >= 1, got {mega_batches}")
         if drop_last and len(examples) < batch_size:
             raise ValueError(f"{len(examples)} examples < batch_size {batch_size} with drop_last=True: no batch")
         self.examples = examples
@@ -99,6 +116,9 @@ class BatchSampler:
         self.seed = seed
         self.drop_last = drop_last
         self.window = 8 * batch_size if window is None else max(1, window)
+        self.length_grouped = length_grouped
+        self.mega_batches = mega_batches
+        self._lengths: list[int] | None = None
         self._epoch = 0
         self._batch = 0
         self._plan: tuple[int, EpochPlan] | None = None
@@ -123,14 +143,19 @@ class BatchSampler:
             "drop_last": self.drop_last,
             "window": self.window,
             "num_examples": len(self.examples),
+            "length_grouped": self.length_grouped,
+            "mega_batches": self.mega_batches,
         }
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         """Resume at ``state``'s position; ValueError if it was saved with other settings or data size."""
-        for key in ("seed", "batch_size", "drop_last", "window", "num_examples"):
-            mine = self.state_dict()[key]
-            if state.get(key) != mine:
-                raise ValueError(f"sampler state was saved with {key}={state.get(key)!r}, this sampler has {mine!r}")
+        mine = self.state_dict()
+        saved = {"length_grouped": False, "mega_batches": 50, **state}  # states written before length grouping
+        for key in ("seed", "batch_size", "drop_last", "window", "num_examples", "length_grouped", "mega_batches"):
+            if saved.get(key) != mine[key]:
+                raise ValueError(
+                    f"sampler state was saved with {key}={saved.get(key)!r}, this sampler has {mine[key]!r}"
+                )
         self._epoch, self._batch = int(state["epoch"]), int(state["batch"])
 
     # ------------------------------------------------------------------ batches
@@ -149,6 +174,23 @@ class BatchSampler:
             self._epoch, self._batch = (epoch + 1, 0) if last else (epoch, b + 1)
             yield list(batches[b])
 
+    def next_batch(self) -> list[int]:
+        """The batch at the current position, moving on (into the next epoch after an epoch's last batch)."""
+        batches = self.plan(self._epoch).batches
+        if self._batch >= len(batches):
+            self._epoch, self._batch = self._epoch + 1, 0
+            batches = self.plan(self._epoch).batches
+            if not batches:
+                raise RuntimeError(f"BatchSampler epoch {self._epoch} has no batch")
+        batch = batches[self._batch]
+        last = self._batch + 1 == len(batches)
+        self._epoch, self._batch = (self._epoch + 1, 0) if last else (self._epoch, self._batch + 1)
+        return list(batch)
+
+    def num_batches(self, epoch: int) -> int:
+        """The number of batches of ``epoch``."""
+        return len(self.plan(epoch).batches)
+
     def dropped(self, epoch: int | None = None) -> list[int]:
         """Indices of the examples ``drop_last`` left out of ``epoch`` (default: the current one)."""
         return list(self.plan(self._epoch if epoch is None else epoch).dropped)
@@ -161,7 +203,12 @@ class BatchSampler:
 
     def _build(self, epoch: int) -> EpochPlan:
         order = np.random.default_rng([self.seed, epoch]).permutation(len(self.examples)).tolist()
+        if self.length_grouped:
+            order = _by_length(order, self._text_lengths(), self.mega_batches * self.batch_size)
         full, partial = _pack(order, [ex.texts() for ex in self.examples], self.batch_size, self.window)
+        if self.length_grouped:
+            shuffled = np.random.default_rng([self.seed, epoch, 1]).permutation(len(full)).tolist()
+            full = [full[i] for i in shuffled]
         if not self.drop_last:
             return EpochPlan(tuple(full + partial), ())
         dropped = tuple(i for batch in partial for i in batch)
@@ -178,6 +225,19 @@ class BatchSampler:
                 stacklevel=4,
             )
         return EpochPlan(tuple(full), dropped)
+
+    def _text_lengths(self) -> list[int]:
+        if self._lengths is None:
+            self._lengths = [sum(len(t) for t in ex.texts()) for ex in self.examples]
+        return self._lengths
+
+
+def _by_length(order: list[int], lengths: list[int], group: int) -> list[int]:
+    """``order`` with each consecutive group of ``group`` indices sorted by length, longest first (stable)."""
+    out: list[int] = []
+    for start in range(0, len(order), group):
+        out += sorted(order[start : start + group], key=lambda i: -lengths[i])
+    return out
 
 
 def _pack(

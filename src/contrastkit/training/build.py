@@ -10,6 +10,7 @@ import math
 from collections.abc import Sequence
 
 from contrastkit.data.examples import Example
+from contrastkit.data.mixture import MixtureSampler
 from contrastkit.data.readers import load_examples
 from contrastkit.data.sampler import BatchSampler
 from contrastkit.encoders import ModelFolderError, load_encoder
@@ -42,24 +43,34 @@ def load_training_examples(data: DataConfig) -> list[Example]:
     if not data.train:
         raise ConfigError("data.train", "required: one training file or a list of them")
     return load_examples(
-        list(data.train), format=data.format, columns=data.columns, kind=data.kind, quoting=data.quoting
+        list(data.train),
+        format=data.format,
+        columns=data.columns,
+        kind=data.kind,
+        quoting=data.quoting,
+        split=data.split,
     )
 
 
 def build_sampler(data: DataConfig, examples: Sequence[Example]) -> BatchSampler:
     """The batch sampler over ``examples`` (global batches of ``data.batch_size``)."""
     try:
-        return BatchSampler(examples, data.batch_size, seed=data.seed, drop_last=data.drop_last)
+        return BatchSampler(
+            examples, data.batch_size, seed=data.seed, drop_last=data.drop_last, length_grouped=data.length_grouped
+        )
     except ValueError as err:
         raise ConfigError("data.batch_size", str(err)) from None
 
 
-def count_steps(train: TrainConfig, sampler: BatchSampler, grad_accumulation: int) -> int:
-    """Optimizer steps of the run: ``train.steps``, or ``train.epochs`` (default 1) of batches / accumulation."""
+def count_steps(train: TrainConfig, sampler: BatchSampler | MixtureSampler, grad_accumulation: int) -> int:
+    """Optimizer steps of the run: ``train.steps``, or ``train.epochs`` (default 1) of batches / accumulation.
+
+    For several datasets an epoch is a mixture epoch (one pass over every dataset's batches).
+    """
     if train.steps is not None:
         return train.steps
     epochs = train.epochs or 1
-    batches = sum(len(sampler.plan(e).batches) for e in range(epochs))
+    batches = sum(sampler.num_batches(e) for e in range(epochs))
     if batches == 0:
         raise ConfigError("data.batch_size", "the sampler yields no batch")
     return math.ceil(batches / grad_accumulation)

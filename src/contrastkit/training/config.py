@@ -32,6 +32,7 @@ __all__ = [
     "Config",
     "ConfigError",
     "DataConfig",
+    "DatasetConfig",
     "EvalConfig",
     "LoraConfig",
     "ModelConfig",
@@ -107,28 +108,114 @@ class ModelConfig:
         _check(self.max_length is None or self.max_length > 0, "max_length", "must be > 0")
 
 
+_Format = Literal["jsonl", "csv", "tsv", "text", "parquet", "hf"]
+_Kind = Literal["sentence", "pair", "triplet", "graded", "labelled", "multilabel", "image_text"]
+
+
+@dataclass(frozen=True)
+class DatasetConfig:
+    """One dataset of a several-dataset run (an entry of ``data.datasets``).
+
+    ``name`` (required, unique) labels the dataset in logs and checkpoints;
+    ``train``, ``format``, ``split``, ``columns``, ``kind`` and ``quoting``
+    read it as in :class:`DataConfig`. ``weight`` is its share under
+    ``mixing: proportional`` (default: its size). ``objective`` (default: the
+    run's ``objective`` section) is the loss of its batches; datasets with
+    equal objectives share one loss (and its learnable temperature).
+    ``anchor_prompt_name`` / ``candidate_prompt_name`` default to the model's.
+    """
+
+    name: str | None = None
+    train: tuple[str, ...] = ()
+    format: _Format | None = None
+    split: str | None = None
+    columns: dict[str, str | tuple[str, ...]] | None = None
+    kind: _Kind | None = None
+    quoting: bool | None = None
+    weight: float | None = None
+    objective: ObjectiveConfig | None = None
+    anchor_prompt_name: str | None = None
+    candidate_prompt_name: str | None = None
+
+    def __post_init__(self) -> None:
+        _check(bool(self.name and self.name.strip()), "name", "required: a short name for logs")
+        _check(len(self.train) > 0, "train", "required: one training file (or folder) or a list of them")
+        _check(self.weight is None or self.weight > 0, "weight", f"must be > 0, got {self.weight}")
+
+
 @dataclass(frozen=True)
 class DataConfig:
     """Training data (``contrastkit.data.readers.load_examples``) and batching (``BatchSampler``).
 
     ``train`` is one path or a list of paths, read in order and concatenated.
-    ``format`` (default: from the file name), ``columns`` (role -> column or
+    ``format`` (default: from the path; a folder is a Hugging Face dataset),
+    ``split`` (Hugging Face datasets), ``columns`` (role -> column or
     columns), ``kind`` and ``quoting`` are ``load_examples``'s arguments.
     ``batch_size`` is the global batch: with N data-parallel processes each
-    takes ``batch_size / N`` examples of every batch.
+    takes ``batch_size / N`` examples of every batch. ``length_grouped``
+    forms batches of similar-length examples (less padding).
+
+    ``datasets`` (instead of ``train`` and its reading keys) trains on several
+    datasets (:class:`DatasetConfig`), each batch from one of them, chosen by
+    ``mixing``: ``proportional`` (seeded draws by weight) or ``round_robin``.
     """
 
     train: tuple[str, ...] = ()
-    format: Literal["jsonl", "csv", "tsv", "text", "parquet"] | None = None
+    format: _Format | None = None
+    split: str | None = None
     columns: dict[str, str | tuple[str, ...]] | None = None
-    kind: Literal["sentence", "pair", "triplet", "graded", "labelled", "multilabel"] | None = None
+    kind: _Kind | None = None
     quoting: bool | None = None
     batch_size: int = 32
     seed: int = 0
     drop_last: bool = True
+    length_grouped: bool = False
+    datasets: tuple[DatasetConfig, ...] = ()
+    mixing: Literal["proportional", "round_robin"] = "proportional"
 
     def __post_init__(self) -> None:
         _check(self.batch_size >= 1, "batch_size", f"must be >= 1, got {self.batch_size}")
+        if not self.datasets:
+            return
+        for key in ("train", "format", "split", "columns", "kind", "quoting"):
+            _check(getattr(self, key) in ((), None), key, "set it per dataset (data.datasets[i]) with data.datasets")
+        seen: set[str] = set()
+        for i, ds in enumerate(self.datasets):
+            _check(ds.name not in seen, f"datasets[{i}].name", f"{ds.name!r} names two datasets")
+            seen.add(ds.name or "")
+        weighted = [ds.weight is not None for ds in self.datasets]
+        if any(weighted):
+            first = weighted.index(True)
+            _check(self.mixing == "proportional", f"datasets[{first}].weight", "weights apply to mixing: proportional")
+            missing = weighted.index(False) if not all(weighted) else -1
+            _check(missing < 0, f"datasets[{missing}].weight", "give every dataset a weight, or none (by size)")
+
+
+@dataclass(frozen=True)
+class ViewsConfig:
+    """Pairs made from anchor-only training data before training (``views``; ``contrastkit.data.perturb``).
+
+    ``transform`` null keeps the examples as read. A perturbation family
+    (``typos``, ``shuffle``, ``conditional_shuffle``, ``words_and_chars``:
+    Pixel Linguist's stage 0) pairs every sentence with a perturbed copy
+    (``typo_rate``: probability of each of the four edits per word);
+    ``wikispan`` (stage 1) pairs two disjoint spans of ``span_words``
+    (min, max) words from each document of ``doc_lines`` consecutive lines.
+    The examples must be sentences only (e.g. a ``.txt`` file); ``seed``
+    draws the views.
+    """
+
+    transform: Literal["typos", "shuffle", "conditional_shuffle", "words_and_chars", "wikispan"] | None = None
+    typo_rate: float = 0.1
+    doc_lines: int = 8
+    span_words: tuple[int, int] = (5, 64)
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        _check(0 <= self.typo_rate <= 0.25, "typo_rate", f"must be in [0, 0.25], got {self.typo_rate}")
+        _check(self.doc_lines >= 1, "doc_lines", f"must be >= 1, got {self.doc_lines}")
+        lo, hi = self.span_words
+        _check(1 <= lo <= hi, "span_words", f"expected 1 <= min <= max, got {list(self.span_words)}")
 
 
 @dataclass(frozen=True)

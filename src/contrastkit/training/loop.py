@@ -10,7 +10,9 @@ Example (the CLI ``contrastkit train CONFIG.yaml key=value ...`` does the same):
 One optimizer step: set the learning rate of this step (warmup + schedule);
 for each of ``grad_accumulation`` micro-batches, draw a batch from the
 sampler and backpropagate its loss (:class:`BatchLoss`: dense, tiled,
-GradCache, queue, Matryoshka, data-parallel); unscale (fp16), measure and
+GradCache, queue, Matryoshka, data-parallel; with ``data.datasets`` the
+batch comes from one dataset and gets that dataset's loss and prompts, see
+:mod:`contrastkit.training.sources`); unscale (fp16), measure and
 clip the gradient norm; then either update (AdamW) or, when the loss or
 the gradient norm is not finite, skip the update (:mod:`guard`). Then log,
 run callbacks, evaluate and checkpoint at their intervals.
@@ -33,7 +35,7 @@ from __future__ import annotations
 
 import contextlib
 import math
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -42,12 +44,11 @@ import torch.distributed as dist
 from torch import nn
 
 from contrastkit.data.examples import Batch, Example, collate
+from contrastkit.data.mixture import MixtureSampler
 from contrastkit.encoders.base import Encoder
-from contrastkit.objectives.temperature import Temperature
 from contrastkit.scale.distributed import mean_over_ranks, world
 from contrastkit.training import faults
-from contrastkit.training.batchloss import BatchLoss, label_index
-from contrastkit.training.build import build_encoder, build_sampler, count_steps, load_training_examples, resolve_prompt
+from contrastkit.training.build import build_encoder, count_steps
 from contrastkit.training.callbacks import Callback, CallbackContext, StopTraining, run_evaluation
 from contrastkit.training.checkpoint import latest_checkpoint
 from contrastkit.training.config import Config, dump_config
@@ -66,6 +67,7 @@ from contrastkit.training.optim import LRSchedule, build_optimizer, clip_gradien
 from contrastkit.training.rng import seed_everything
 from contrastkit.training.runlog import RunLog
 from contrastkit.training.schema import ConfigError
+from contrastkit.training.sources import build_data_sampler, build_routing, load_sources
 from contrastkit.training.state import RunState, restore_run_state, save_run_state
 
 
@@ -128,6 +130,8 @@ class Trainer:
             self.step, changed = restore_run_state(self.state, resume_from)  # the RNG states last of all
             self.last_checkpoint, self.saved_step = resume_from, self.step
         self.log.start(self.step, resumed=resume_from is not None)
+        if isinstance(self.sampler, MixtureSampler):
+            self.log.message(self.routing.describe(self.sampler))
         if self.lora_summary is not None:
             self.log.message(self.lora_summary.describe())
         if changed:
@@ -140,24 +144,17 @@ class Trainer:
     def _build(self) -> None:
         """Examples, encoder, loss, sampler, optimizer, schedule, forward wrapper (DDP), scaler, guard."""
         cfg = self.config
-        examples = self._given_examples if self._given_examples is not None else load_training_examples(cfg.data)
-        self.examples = list(examples)
+        self.sources = load_sources(cfg.data, self._given_examples)
+        self.examples = [ex for source in self.sources for ex in source.examples]
         encoder = self._given_encoder if self._given_encoder is not None else build_encoder(cfg.model)
         self.lora_summary = add_lora(encoder, cfg.model.lora) if cfg.model.lora.enabled else None
         self.encoder = encoder.to(self.device).train()
         self.callbacks = [*build_evaluation_callbacks(cfg.eval, cfg.model, encoder), *self.callbacks]
-        self.batch_loss = BatchLoss(
-            cfg.objective,
-            cfg.scale,
-            dim=encoder.dim,
-            labels=label_index(self.examples),
-            anchor_prompt=resolve_prompt(encoder, cfg.model.anchor_prompt_name, "model.anchor_prompt_name"),
-            candidate_prompt=resolve_prompt(encoder, cfg.model.candidate_prompt_name, "model.candidate_prompt_name"),
-        ).to(self.device)
-        self.batch_loss.check_examples(self.examples)
+        self.routing = build_routing(cfg, self.sources, encoder)  # one BatchLoss per distinct objective
+        self.batch_loss = self.routing.module.to(self.device)
         if cfg.data.batch_size < self.world:
             raise ConfigError("data.batch_size", f"{cfg.data.batch_size} is less than the {self.world} processes")
-        self.sampler = build_sampler(cfg.data, self.examples)
+        self.sampler = build_data_sampler(cfg.data, self.sources)
         self.total_steps = count_steps(cfg.train, self.sampler, cfg.optim.grad_accumulation)
         self.optimizer = build_optimizer(cfg.optim, encoder, self.batch_loss)
         self.schedule = LRSchedule(cfg.optim, self.total_steps)
@@ -169,7 +166,7 @@ class Trainer:
         self.forward = forward
         self.scaler = grad_scaler(cfg.train.precision, self.device)
         self.guard = BadStepGuard(cfg.train.max_bad_steps)
-        self._batches: Iterator[list[int]] | None = None
+        self._step_sources: list[int] = []
 
     def _resume_point(self) -> Path | None:
         """The checkpoint to resume from; an error when earlier checkpoints would be overwritten."""
@@ -183,26 +180,28 @@ class Trainer:
         return latest
 
     # ------------------------------------------------------------------ steps
-    def _next_batch(self) -> Batch:
-        for _ in range(2):
-            if self._batches is None:
-                self._batches = iter(self.sampler)
-            indices = next(self._batches, None)
-            if indices is not None:
-                return collate([self.examples[i] for i in indices])
-            self._batches = None  # epoch done: the sampler is now at the next epoch
-        raise RuntimeError("the batch sampler yielded an empty epoch")
+    def _next_batch(self) -> tuple[int, Batch]:
+        """(dataset index, batch): the sampler's next batch, across epoch ends."""
+        if isinstance(self.sampler, MixtureSampler):
+            source, indices = self.sampler.next_batch()
+        else:
+            source, indices = 0, self.sampler.next_batch()
+        examples = self.sources[source].examples
+        return source, collate([examples[i] for i in indices])
 
     def _backward(self) -> tuple[float, float]:
         """All micro-batches of one step: backpropagate; returns (mean loss, gradient norm after unscaling)."""
         accum = self.config.optim.grad_accumulation
         scale = self.scaler.scale if self.scaler is not None else None
         losses = []
+        self._step_sources = []
         for micro in range(accum):
-            batch = self._next_batch()
+            source, batch = self._next_batch()
+            loss_fn = self.routing.loss_for(source)  # the dataset's objective and prompts
             with no_sync(self.forward, micro < accum - 1):
-                losses.append(self.batch_loss(self.encoder, self.forward, batch, weight=1 / accum, scale_loss=scale))
+                losses.append(loss_fn(self.encoder, self.forward, batch, weight=1 / accum, scale_loss=scale))
             self.log.count(len(batch))
+            self._step_sources.append(source)
         loss = mean_over_ranks(torch.stack(losses).mean())
         if self.scaler is not None:
             self.scaler.unscale_(self.optimizer)
@@ -222,18 +221,17 @@ class Trainer:
                 self.scaler.update()
             else:
                 self.optimizer.step()
-            self.batch_loss.discard() if overflow else self.batch_loss.commit()
+            self.routing.discard() if overflow else self.routing.commit()
         else:
             if self.scaler is not None:
                 self.scaler.update()
             self.optimizer.zero_grad(set_to_none=True)
-            self.batch_loss.discard()
+            self.routing.discard()
         metrics = {"loss": loss, "lr": self.config.optim.lr * lr_factor, "grad_norm": grad_norm}
         metrics["epoch"] = self.sampler.epoch
-        objective = self.batch_loss.loss.objective
-        learnable = [m for m in objective.modules() if isinstance(m, Temperature) and m.learnable]
-        if learnable:
-            metrics["temperature"] = learnable[0].value
+        if isinstance(self.sampler, MixtureSampler):
+            metrics["dataset"] = ",".join(dict.fromkeys(self.sampler.names[s] for s in self._step_sources))
+        metrics.update(self.routing.temperatures())
         self.log.step(self.step, metrics, good=good, streak=self.guard.streak)
         return good
 

@@ -21,6 +21,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from contrastkit.data.mixture import MixtureSampler
 from contrastkit.data.sampler import BatchSampler
 from contrastkit.training.checkpoint import Checkpoint, load_checkpoint, prune_checkpoints, save_checkpoint
 from contrastkit.training.config import Config, config_dict, diff_configs
@@ -32,13 +33,19 @@ from contrastkit.training.schema import ConfigError, build
 
 @dataclass
 class RunState:
-    """References to the stateful parts of a run (nothing is copied)."""
+    """References to the stateful parts of a run (nothing is copied).
+
+    ``loss`` is the run's loss module: one BatchLoss, or an ``nn.ModuleList``
+    of them when several datasets use different objectives. ``sampler`` is a
+    MixtureSampler (its position and every dataset sampler's) for several
+    datasets.
+    """
 
     config: Config
     encoder: nn.Module
     loss: nn.Module
     optimizer: torch.optim.Optimizer
-    sampler: BatchSampler
+    sampler: BatchSampler | MixtureSampler
     guard: BadStepGuard
     scaler: torch.amp.GradScaler | None
     schedule: LRSchedule

@@ -1,0 +1,157 @@
+"""The file formats of :func:`contrastkit.data.readers.read_examples`: JSONL, CSV/TSV, plain text and Parquet.
+
+Each reader is a generator that holds one line (JSONL, CSV/TSV, text) or one
+Parquet row group at a time, so memory stays bounded for files of any size,
+and adds the location to every :class:`~contrastkit.data.errors.DataError`:
+the line (JSONL, text), the data row and its first line (CSV/TSV), or the
+1-based row index (Parquet). A ``.gz`` suffix is read through gzip.
+"""
+
+from __future__ import annotations
+
+import csv
+import gzip
+import json
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any, BinaryIO
+
+from contrastkit.data.errors import DataError
+from contrastkit.data.examples import Example
+from contrastkit.data.records import describe, resolve, to_example
+
+Columns = dict[str, tuple[str, ...]]
+
+
+def _open(path: Path) -> BinaryIO:
+    return gzip.open(path, "rb") if path.suffix.lower() == ".gz" else path.open("rb")  # type: ignore[return-value]
+
+
+def _lines(path: Path) -> Iterator[tuple[int, str]]:
+    """(1-based line number, decoded line without its end) for every line, BOM stripped, bad UTF-8 located."""
+    with _open(path) as f:
+        try:
+            for number, raw in enumerate(f, 1):
+                try:
+                    line = raw.decode("utf-8")
+                except UnicodeDecodeError as e:
+                    raise DataError(f"bad UTF-8 at byte {e.start} of the line", path=path, line=number) from None
+                if number == 1:
+                    line = line.removeprefix("\ufeff")
+                yield number, line.rstrip("\r\n")
+        except (gzip.BadGzipFile, EOFError) as e:
+            raise DataError(f"not a readable gzip file ({e})", path=path) from None
+
+
+def json_records(path: str | Path) -> Iterator[tuple[int, dict[str, Any]]]:
+    """(1-based line number, object) for every non-blank line of a JSONL file, streaming.
+
+    Raises :class:`DataError` (file, line, problem) for bad UTF-8, invalid JSON
+    or a line that is not a JSON object.
+    """
+    path = Path(path)
+    for number, line in _lines(path):
+        if not line.strip():
+            continue
+        try:
+            record = json.loads(line)
+        except json.JSONDecodeError as e:
+            raise DataError(f"invalid JSON: {e.msg} at column {e.colno}", path=path, line=number) from None
+        if not isinstance(record, dict):
+            raise DataError(f"wrong type: expected a JSON object, got {describe(record)}", path=path, line=number)
+        yield number, record
+
+
+def read_jsonl(path: Path, mapping: Columns, kind: str | None) -> Iterator[Example]:
+    """Examples of a JSONL file; the plan comes from the first record's keys."""
+    plan, source = None, str(path)
+    for number, record in json_records(path):
+        try:
+            plan = plan or resolve(list(record), mapping, kind, path.parent)
+            yield to_example(record, plan, True, source)
+        except DataError as e:
+            raise DataError(e.problem, path=path, line=number) from None
+
+
+def read_text(path: Path) -> Iterator[Example]:
+    """One anchor-only example per non-blank line."""
+    source = str(path)
+    for _, line in _lines(path):
+        if line.strip():
+            yield Example(anchor=line, source=source)
+
+
+def read_csv(path: Path, mapping: Columns, kind: str | None, delimiter: str, quote: bool) -> Iterator[Example]:
+    """Examples of a CSV/TSV file with a header line; errors name the data row and the line it starts on."""
+    numbered = _lines(path)
+    where = {"line": 0}
+
+    def feed() -> Iterator[str]:
+        for number, line in numbered:
+            where["line"] = number
+            yield line + "\n"
+
+    reader = csv.reader(
+        feed(), delimiter=delimiter, quoting=csv.QUOTE_MINIMAL if quote else csv.QUOTE_NONE, strict=True
+    )
+    header = _csv_next(reader, path)
+    if header is None:
+        raise DataError("empty file: no header line", path=path, line=1)
+    try:
+        plan = resolve(header, mapping, kind, path.parent)
+    except DataError as e:
+        raise DataError(e.problem + " in the header", path=path, line=1) from None
+    row, start, source = 0, where["line"] + 1, str(path)
+    while (fields := _csv_next(reader, path, row + 1, start)) is not None:
+        if fields:
+            row += 1
+            try:
+                if len(fields) != len(header):
+                    raise DataError(f"wrong number of fields: {len(fields)}, the header has {len(header)}")
+                yield to_example(dict(zip(header, fields, strict=True)), plan, False, source)
+            except DataError as e:
+                raise DataError(e.problem, path=path, row=row, line=start) from None
+        start = where["line"] + 1
+
+
+def _csv_next(reader: Any, path: Path, row: int | None = None, line: int = 1) -> list[str] | None:
+    """The next record of a csv reader (None at the end); csv.Error becomes a located DataError."""
+    try:
+        return next(reader, None)
+    except csv.Error as e:
+        raise DataError(f"malformed record: {e}", path=path, row=row, line=line) from None
+
+
+def read_parquet(path: Path, mapping: Columns, kind: str | None, batch_rows: int = 1024) -> Iterator[Example]:
+    """Examples of a Parquet file, one row group in memory at a time (only the mapped columns are read).
+
+    Errors name the 1-based row index across the whole file. A file that is
+    not Parquet, or a row group that cannot be decoded, is a DataError.
+    """
+    try:
+        import pyarrow as pa
+        import pyarrow.parquet as pq
+    except ImportError:
+        raise ImportError(f"reading Parquet ({path}) needs pyarrow: pip install pyarrow") from None
+    try:
+        parquet = pq.ParquetFile(path)
+    except (pa.ArrowException, OSError) as e:
+        raise DataError(f"not a readable Parquet file ({e})", path=path) from None
+    try:
+        plan = resolve(parquet.schema_arrow.names, mapping, kind, path.parent)
+    except DataError as e:
+        raise DataError(e.problem + " in the schema", path=path) from None
+    row, source = 0, str(path)
+    for group in range(parquet.num_row_groups):
+        try:
+            table = parquet.read_row_group(group, columns=plan.needed)
+        except (pa.ArrowException, OSError) as e:
+            raise DataError(f"cannot decode row group {group} (rows {row + 1}-): {e}", path=path) from None
+        for batch in table.to_batches(max_chunksize=batch_rows):
+            for record in batch.to_pylist():
+                row += 1
+                try:
+                    yield to_example(record, plan, True, source)
+                except DataError as e:
+                    raise DataError(e.problem, path=path, row=row) from None
+        del table
