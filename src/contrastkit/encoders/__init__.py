@@ -7,6 +7,8 @@
 - :class:`StaticEncoder`: mean of token embeddings, e.g. initialised from a transformer's input embeddings.
 - :class:`ProjectionHead`, :class:`MultiHead`: projection head(s) on any encoder.
 - :class:`DualEncoder`: two towers (anchor, candidate) behind one encoder, e.g. pixel-text or image-text.
+- :class:`PixelEncoder` (rendered text) and :class:`ImageEncoder` (images): a :class:`VisionTower` (ViT or CNN)
+  with Pixel Linguist's head; :func:`build_pixel_encoder` / :func:`build_image_encoder` start from scratch.
 
 Every savable encoder writes a sentence-transformers folder (safetensors only, atomically).
 """
@@ -17,21 +19,36 @@ from contrastkit.encoders.decoder import DecoderEncoder
 from contrastkit.encoders.dual import DualEncoder
 from contrastkit.encoders.heads import MultiHead, ProjectionHead
 from contrastkit.encoders.io import ModelFolderError
+from contrastkit.encoders.pixel import (
+    ImageEncoder,
+    PixelEncoder,
+    build_image_encoder,
+    build_pixel_encoder,
+    load_perception_encoder,
+)
 from contrastkit.encoders.prompt_template import PromptTemplate
 from contrastkit.encoders.static import StaticEncoder
 from contrastkit.encoders.text import TextEncoder
+from contrastkit.encoders.vision import VisionConfig, VisionTower
 
 __all__ = [
     "DecoderEncoder",
     "DualEncoder",
     "Encoder",
     "Features",
+    "ImageEncoder",
     "ModelFolderError",
     "MultiHead",
+    "PixelEncoder",
     "ProjectionHead",
     "PromptTemplate",
     "StaticEncoder",
     "TextEncoder",
+    "VisionConfig",
+    "VisionTower",
+    "build_image_encoder",
+    "build_pixel_encoder",
     "load_encoder",
+    "load_perception_encoder",
     "split_features",
 ]

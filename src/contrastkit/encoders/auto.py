@@ -7,6 +7,7 @@
 | ``StaticEmbedding`` [, ``Normalize``] | :class:`StaticEncoder` |
 | saved :class:`DecoderEncoder` (``contrastkit_decoder.json``) | :class:`DecoderEncoder` with its template |
 | saved :class:`DualEncoder` (``contrastkit_dual.json``) | :class:`DualEncoder` of its two saved towers |
+| saved pixel / image encoder (``contrastkit_perception.json``) | :class:`PixelEncoder` / :class:`ImageEncoder` |
 | plain Hugging Face checkpoint | :class:`TextEncoder`, mean pooling, normalised |
 
 ``kind`` forces a reading: ``"decoder"`` runs any decoder LM through a
@@ -42,6 +43,8 @@ from contrastkit.encoders.io import (
     read_pooling_config,
     read_st_folder,
 )
+from contrastkit.encoders.perception_io import is_perception_folder
+from contrastkit.encoders.pixel import load_perception_encoder
 from contrastkit.encoders.pooling import PoolingMode
 from contrastkit.encoders.prompt_template import PromptTemplate
 from contrastkit.encoders.static import StaticEncoder
@@ -134,6 +137,9 @@ def load_encoder(
     if is_dual_folder(root):
         given = {"pooling": pooling, "normalize": normalize, "max_length": max_length, "template": template}
         return _load_dual(root, kind, given, prompts, trust_remote_code)
+    if is_perception_folder(root):
+        given = {"pooling": pooling, "max_length": max_length, "template": template}
+        return _load_perception(root, kind, given, normalize, prompts)
     folder = read_st_folder(root)
     stack = _parse_stack(folder) if folder is not None else _Stack(input=ModuleSpec("Transformer", root))
     merged = {**(folder.prompts if folder else {}), **(prompts or {})}
@@ -222,6 +228,19 @@ def _load_dual(
         for side in ("anchor", "candidate")
     )
     return DualEncoder(anchor, candidate)
+
+
+def _load_perception(
+    root: Path, kind: EncoderKind, given: dict[str, object], normalize: bool | None, prompts: dict[str, str] | None
+) -> Encoder:
+    """A saved pixel / image encoder; text-only arguments (kind, pooling, max_length, template) are refused."""
+    set_args = sorted(name for name, value in given.items() if value is not None)
+    if kind != "auto" or set_args:
+        named = [f"kind={kind!r}"] if kind != "auto" else []
+        raise ModelFolderError(
+            f"{root}: a saved pixel/image encoder takes only normalize and prompts; got {', '.join(named + set_args)}"
+        )
+    return load_perception_encoder(root, normalize=normalize, prompts=prompts)
 
 
 def _saved_pooling(stack: _Stack) -> PoolingMode:
