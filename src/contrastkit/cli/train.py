@@ -6,7 +6,9 @@ shows the resolved config and exits without training. Configuration and
 data errors print one line (with the dotted key or the file and line) and
 exit with status 2 before anything is written; a diverged run exits with 3.
 Under ``torchrun --nproc_per_node N -m contrastkit train ...`` every process
-runs this command and the run is data-parallel.
+runs this command and the run is data-parallel. A config file with a
+top-level ``stages`` list is a curriculum (:mod:`contrastkit.training.curriculum`):
+its stages run in order, and ``--print-config`` shows every run's config.
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ import sys
 import yaml
 
 from contrastkit.training.config import config_dict, load_config
+from contrastkit.training.curriculum import CurriculumResult, load_curriculum, run_curriculum
 from contrastkit.training.guard import TrainingDivergedError
 from contrastkit.training.loop import train
 
@@ -39,18 +42,25 @@ def run(args: argparse.Namespace) -> int:
     path, overrides = args.config, list(args.overrides)
     if path is not None and "=" in path:  # no file, only overrides
         path, overrides = None, [path, *overrides]
-    config = load_config(path, overrides)
+    curriculum = load_curriculum(path, overrides) if path is not None else None
+    config = load_config(path, overrides) if curriculum is None else None
     if args.print_config:
-        print(yaml.safe_dump(config_dict(config), sort_keys=False), end="")
+        plan = curriculum.plan() if curriculum is not None else config_dict(config)  # type: ignore[arg-type]
+        print(yaml.safe_dump(plan, sort_keys=False), end="")
         return 0
     try:
-        result = train(config)
+        result = run_curriculum(curriculum) if curriculum is not None else train(config)  # type: ignore[arg-type]
     except TrainingDivergedError as err:
         print(f"contrastkit train: {err}", file=sys.stderr)
         return 3
     except FileNotFoundError as err:
         print(f"contrastkit train: error: {err}", file=sys.stderr)
         return 2
-    if int(os.environ.get("RANK", "0")) == 0:  # one line per run, not per torchrun process
+    if int(os.environ.get("RANK", "0")) != 0:  # one line per run, not per torchrun process
+        return 0
+    if isinstance(result, CurriculumResult):
+        done = f"{len(result.trained)} runs trained now, {len(result.skipped)} done before"
+        print(f"trained a curriculum of {len(result.stage_models)} stages ({done}); model: {result.final_model}")
+    else:
         print(f"trained {result.steps} steps (loss {result.loss:.4f}); model: {result.final_model}")
     return 0

@@ -8,21 +8,49 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
+from typing import Any, TypeVar
 
 from contrastkit.data.examples import Example
 from contrastkit.data.mixture import MixtureSampler
+from contrastkit.data.perturb import perturbed_pairs, wikispan_pairs
 from contrastkit.data.readers import load_examples
+from contrastkit.data.render import Augment, Renderer
 from contrastkit.data.sampler import BatchSampler
-from contrastkit.encoders import ModelFolderError, load_encoder
+from contrastkit.encoders import DualEncoder, ModelFolderError, load_encoder
 from contrastkit.encoders.base import Encoder
-from contrastkit.training.config import DataConfig, ModelConfig, TrainConfig
-from contrastkit.training.schema import ConfigError
+from contrastkit.encoders.pixel import (
+    ImageEncoder,
+    PixelEncoder,
+    build_image_encoder,
+    build_pixel_encoder,
+    load_perception_encoder,
+)
+from contrastkit.training.config import DataConfig, ModelConfig, TrainConfig, ViewsConfig
+from contrastkit.training.schema import ConfigError, build
+
+T = TypeVar("T")
+SCRATCH = "scratch"
+"""``model.path: scratch`` (or null) with ``kind: pixel | image`` builds a new, randomly initialised model."""
 
 
 def build_encoder(model: ModelConfig) -> Encoder:
-    """``contrastkit.encoders.load_encoder`` with the model section's arguments."""
-    if model.path is None:
-        raise ConfigError("model.path", "required: a model folder or an alias such as all-MiniLM-L6-v2")
+    """The model section's encoder: ``load_encoder`` with its arguments, a new or saved pixel / image encoder
+    (``kind: pixel | image``), or with ``model.candidate`` a :class:`~contrastkit.encoders.DualEncoder` of both."""
+    anchor = _build_tower(model, "model")
+    if model.candidate is None:
+        return anchor
+    candidate = _build_tower(model.candidate, "model.candidate")
+    try:
+        return DualEncoder(anchor, candidate)
+    except ValueError as err:
+        raise ConfigError("model.candidate", str(err)) from None
+
+
+def _build_tower(model: ModelConfig, key: str) -> Encoder:
+    if model.kind in ("pixel", "image"):
+        return _build_perception(model, key)
+    if model.path is None or model.path == SCRATCH:
+        raise ConfigError(f"{key}.path", "required: a model folder or an alias such as all-MiniLM-L6-v2")
     try:
         return load_encoder(
             model.path,
@@ -35,7 +63,45 @@ def build_encoder(model: ModelConfig) -> Encoder:
             trust_remote_code=model.trust_remote_code,
         )
     except ModelFolderError as err:
-        raise ConfigError("model.path", str(err)) from None
+        raise ConfigError(f"{key}.path", str(err)) from None
+
+
+def _build_perception(model: ModelConfig, key: str) -> PixelEncoder | ImageEncoder:
+    """A saved pixel / image encoder (``path``), or a new one (``path`` null or ``scratch``) from ``vision`` etc."""
+    cls = PixelEncoder if model.kind == "pixel" else ImageEncoder
+    if model.path not in (None, SCRATCH):
+        extra = [k for k in ("vision", "renderer", "augment") if getattr(model, k)]
+        if extra:
+            raise ConfigError(f"{key}.{extra[0]}", f"builds a new model: set {key}.path to null or scratch")
+        try:
+            encoder = load_perception_encoder(model.path, normalize=model.normalize, prompts=dict(model.prompts))
+        except ModelFolderError as err:
+            raise ConfigError(f"{key}.path", str(err)) from None
+        if not isinstance(encoder, cls):
+            raise ConfigError(f"{key}.kind", f"{model.path} holds a {type(encoder).__name__}, not a {cls.__name__}")
+        return encoder
+    taken = sorted({"renderer", "augment", "prompts", "normalize"} & set(model.vision))
+    if taken:
+        raise ConfigError(f"{key}.vision.{taken[0]}", f"set {key}.{taken[0]} instead")
+    kwargs = dict(model.vision)
+    if model.normalize is not None:
+        kwargs["normalize"] = model.normalize
+    if cls is PixelEncoder:
+        kwargs["prompts"] = dict(model.prompts) or None
+        kwargs["renderer"] = _section(Renderer, model.renderer, f"{key}.renderer") if model.renderer else None
+        kwargs["augment"] = _section(Augment, model.augment, f"{key}.augment") if model.augment else None
+    try:
+        return build_pixel_encoder(**kwargs) if cls is PixelEncoder else build_image_encoder(**kwargs)
+    except (TypeError, ValueError) as err:
+        raise ConfigError(f"{key}.vision", str(err)) from None
+
+
+def _section(cls: type[T], data: dict[str, Any], key: str) -> T:
+    """Dataclass ``cls`` from ``data`` with the config's strict checks; errors name ``key``'s sub-keys."""
+    try:
+        return build(cls, data, key)
+    except ValueError as err:  # ConfigError (a ValueError) keeps its path; the dataclass' own checks get ``key``
+        raise err if isinstance(err, ConfigError) else ConfigError(key, str(err)) from None
 
 
 def load_training_examples(data: DataConfig) -> list[Example]:
@@ -50,6 +116,54 @@ def load_training_examples(data: DataConfig) -> list[Example]:
         quoting=data.quoting,
         split=data.split,
     )
+
+
+def sentences(views: ViewsConfig, examples: Sequence[Example]) -> list[str]:
+    """The anchors of ``examples``, which ``views.transform`` needs to be sentences only (else a ConfigError)."""
+    paired = sum(bool(ex.positives or ex.negatives) for ex in examples)
+    if paired:
+        raise ConfigError(
+            "views.transform",
+            f"{views.transform!r} makes pairs from sentences, but {paired} of the {len(examples)} examples already "
+            "have positives or negatives (train on sentence data, e.g. a .txt file)",
+        )
+    return [ex.anchor for ex in examples]
+
+
+def build_views(views: ViewsConfig, examples: Sequence[Example]) -> list[Example]:
+    """``examples`` as ``views.transform`` pairs them (unchanged when it is null); see :class:`ViewsConfig`.
+
+    The examples must be sentences only (anchor, no positives or negatives).
+    ``wikispan`` documents never span two files (``Example.source``).
+    """
+    if views.transform is None:
+        return list(examples)
+    texts = sentences(views, examples)
+    if views.transform != "wikispan":
+        return perturbed_pairs(texts, views.transform, rate=views.typo_rate, seed=views.seed)
+    lo, hi = views.span_words
+    sources = [ex.source for ex in examples]
+    pairs = wikispan_pairs(
+        texts, doc_lines=views.doc_lines, min_words=lo, max_words=hi, seed=views.seed, sources=sources
+    )
+    if not pairs:
+        raise ConfigError(
+            "views.doc_lines", f"no document of {views.doc_lines} lines has the {2 * lo} words two spans need"
+        )
+    return pairs
+
+
+def view_examples(views: ViewsConfig, data: DataConfig, examples: Sequence[Example] | None) -> list[Example] | None:
+    """The run's ready examples after ``views`` (:func:`build_views` of ``examples`` or of ``data.train``'s).
+
+    None (read ``data`` as usual) when ``views.transform`` is null and no
+    examples are given. Views pair the sentences of one dataset, not of ``data.datasets``.
+    """
+    if views.transform is None:
+        return None if examples is None else list(examples)
+    if data.datasets:
+        raise ConfigError("views.transform", "pairs the sentences of data.train (one dataset), not data.datasets")
+    return build_views(views, examples if examples is not None else load_training_examples(data))
 
 
 def build_sampler(data: DataConfig, examples: Sequence[Example]) -> BatchSampler:

@@ -42,6 +42,7 @@ __all__ = [
     "STSEvalConfig",
     "ScaleConfig",
     "TrainConfig",
+    "ViewsConfig",
     "apply_override",
     "dump_config",
     "load_config",
@@ -90,10 +91,21 @@ class ModelConfig:
     ``template`` is a decoder prompt-template preset (``prompteol``,
     ``hierarchical``, ``rationale``) for decoder-only models. ``lora``
     trains LoRA adapters instead of the whole model (:class:`LoraConfig`).
+
+    Perception (``docs/perception.md``): ``kind: pixel`` (rendered text) or
+    ``kind: image`` loads a saved pixel / image encoder from ``path``, or,
+    with ``path`` null or ``scratch``, builds a new one from ``vision``
+    (``contrastkit.encoders.vision.VisionConfig`` keys), ``renderer``
+    (``contrastkit.data.render.Renderer`` keys; pixel only) and ``augment``
+    (``contrastkit.data.render.Augment`` keys, train-mode augmentation).
+    ``candidate`` (a model section of its own, without ``lora``, prompt names
+    or a candidate) makes a dual encoder: this section's model embeds the
+    anchors, ``candidate``'s the positives and negatives
+    (``contrastkit.encoders.DualEncoder``).
     """
 
     path: str | None = None
-    kind: Literal["auto", "text", "decoder", "static"] = "auto"
+    kind: Literal["auto", "text", "decoder", "static", "pixel", "image"] = "auto"
     pooling: str | None = None
     normalize: bool | None = None
     max_length: int | None = None
@@ -103,9 +115,23 @@ class ModelConfig:
     anchor_prompt_name: str | None = None
     candidate_prompt_name: str | None = None
     lora: LoraConfig = field(default_factory=LoraConfig)
+    vision: dict[str, Any] = field(default_factory=dict)
+    renderer: dict[str, Any] = field(default_factory=dict)
+    augment: dict[str, Any] = field(default_factory=dict)
+    candidate: ModelConfig | None = None
 
     def __post_init__(self) -> None:
         _check(self.max_length is None or self.max_length > 0, "max_length", "must be > 0")
+        for key in ("vision", "renderer", "augment"):
+            _check(not getattr(self, key) or self.kind in ("pixel", "image"), key, "only for kind pixel or image")
+        for key in ("renderer", "augment"):
+            _check(not getattr(self, key) or self.kind == "pixel", key, "only for kind pixel (rendered text)")
+        tower = self.candidate
+        if tower is not None:
+            _check(tower.candidate is None, "candidate.candidate", "a dual encoder has two towers, not more")
+            _check(not tower.lora.enabled, "candidate.lora", "set lora on the model section (it covers both towers)")
+            for key in ("anchor_prompt_name", "candidate_prompt_name"):
+                _check(getattr(tower, key) is None, f"candidate.{key}", f"set model.{key} instead")
 
 
 _Format = Literal["jsonl", "csv", "tsv", "text", "parquet", "hf"]
@@ -421,6 +447,7 @@ class Config:
 
     model: ModelConfig = field(default_factory=ModelConfig)
     data: DataConfig = field(default_factory=DataConfig)
+    views: ViewsConfig = field(default_factory=ViewsConfig)
     objective: ObjectiveConfig = field(default_factory=ObjectiveConfig)
     scale: ScaleConfig = field(default_factory=ScaleConfig)
     optim: OptimConfig = field(default_factory=OptimConfig)

@@ -48,7 +48,7 @@ from contrastkit.data.mixture import MixtureSampler
 from contrastkit.encoders.base import Encoder
 from contrastkit.scale.distributed import mean_over_ranks, world
 from contrastkit.training import faults
-from contrastkit.training.build import build_encoder, count_steps
+from contrastkit.training.build import build_encoder, count_steps, view_examples
 from contrastkit.training.callbacks import Callback, CallbackContext, StopTraining, run_evaluation
 from contrastkit.training.checkpoint import latest_checkpoint
 from contrastkit.training.config import Config, dump_config
@@ -144,7 +144,7 @@ class Trainer:
     def _build(self) -> None:
         """Examples, encoder, loss, sampler, optimizer, schedule, forward wrapper (DDP), scaler, guard."""
         cfg = self.config
-        self.sources = load_sources(cfg.data, self._given_examples)
+        self.sources = load_sources(cfg.data, view_examples(cfg.views, cfg.data, self._given_examples))
         self.examples = [ex for source in self.sources for ex in source.examples]
         encoder = self._given_encoder if self._given_encoder is not None else build_encoder(cfg.model)
         self.lora_summary = add_lora(encoder, cfg.model.lora) if cfg.model.lora.enabled else None
