@@ -17,7 +17,6 @@ the closest valid key (``optim.lrr: unknown key; did you mean 'optim.lr'?``).
 from __future__ import annotations
 
 import os
-import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -25,7 +24,10 @@ from typing import Any, Literal
 
 import yaml
 
+from contrastkit.training.config_eval import EvalConfig, RetrievalEvalConfig, STSEvalConfig
+from contrastkit.training.config_model import LoraConfig, ModelConfig
 from contrastkit.training.schema import ConfigError, build, to_plain
+from contrastkit.training.schema import require as _check
 from contrastkit.training.yamlio import apply_override, read_yaml
 
 __all__ = [
@@ -47,91 +49,6 @@ __all__ = [
     "dump_config",
     "load_config",
 ]
-
-
-def _check(ok: bool, key: str, message: str) -> None:
-    if not ok:
-        raise ConfigError(key, message)
-
-
-@dataclass(frozen=True)
-class LoraConfig:
-    """LoRA adapters (``peft``, the ``lora`` extra) instead of training every weight (``model.lora``).
-
-    With ``enabled``, rank-``r`` adapters scaled by ``alpha / r`` (dropout
-    ``dropout`` on their input) are added to the linear layers named in
-    ``target_modules`` (module names or name suffixes; default: the attention
-    query/key/value projections found in the model, e.g. ``query``, ``key``,
-    ``value`` for BERT, ``q_proj``, ``k_proj``, ``v_proj`` for Llama/Qwen,
-    ``c_attn`` for GPT-2). Only the adapters (and a learnable temperature)
-    are trained; the final model has them merged into its weights.
-    """
-
-    enabled: bool = False
-    r: int = 8
-    alpha: float = 16.0
-    dropout: float = 0.1
-    target_modules: tuple[str, ...] | None = None
-
-    def __post_init__(self) -> None:
-        _check(self.r >= 1, "r", f"must be >= 1, got {self.r}")
-        _check(self.alpha > 0, "alpha", f"must be > 0, got {self.alpha}")
-        _check(0 <= self.dropout < 1, "dropout", f"must be in [0, 1), got {self.dropout}")
-        _check(self.target_modules is None or len(self.target_modules) > 0, "target_modules", "must not be empty")
-
-
-@dataclass(frozen=True)
-class ModelConfig:
-    """The encoder (``contrastkit.encoders.load_encoder`` arguments) and the prompts used in training.
-
-    ``path`` is a sentence-transformers or Hugging Face folder, or an alias
-    such as ``all-MiniLM-L6-v2``. ``anchor_prompt_name`` and
-    ``candidate_prompt_name`` pick entries of ``prompts`` (or of the model's
-    own prompts) prepended to anchors and candidates while training.
-    ``template`` is a decoder prompt-template preset (``prompteol``,
-    ``hierarchical``, ``rationale``) for decoder-only models. ``lora``
-    trains LoRA adapters instead of the whole model (:class:`LoraConfig`).
-
-    Perception (``docs/perception.md``): ``kind: pixel`` (rendered text) or
-    ``kind: image`` loads a saved pixel / image encoder from ``path``, or,
-    with ``path`` null or ``scratch``, builds a new one from ``vision``
-    (``contrastkit.encoders.vision.VisionConfig`` keys), ``renderer``
-    (``contrastkit.data.render.Renderer`` keys; pixel only) and ``augment``
-    (``contrastkit.data.render.Augment`` keys, train-mode augmentation).
-    ``candidate`` (a model section of its own, without ``lora``, prompt names
-    or a candidate) makes a dual encoder: this section's model embeds the
-    anchors, ``candidate``'s the positives and negatives
-    (``contrastkit.encoders.DualEncoder``).
-    """
-
-    path: str | None = None
-    kind: Literal["auto", "text", "decoder", "static", "pixel", "image"] = "auto"
-    pooling: str | None = None
-    normalize: bool | None = None
-    max_length: int | None = None
-    prompts: dict[str, str] = field(default_factory=dict)
-    template: str | None = None
-    trust_remote_code: bool = False
-    anchor_prompt_name: str | None = None
-    candidate_prompt_name: str | None = None
-    lora: LoraConfig = field(default_factory=LoraConfig)
-    vision: dict[str, Any] = field(default_factory=dict)
-    renderer: dict[str, Any] = field(default_factory=dict)
-    augment: dict[str, Any] = field(default_factory=dict)
-    candidate: ModelConfig | None = None
-
-    def __post_init__(self) -> None:
-        _check(self.max_length is None or self.max_length > 0, "max_length", "must be > 0")
-        for key in ("vision", "renderer", "augment"):
-            _check(not getattr(self, key) or self.kind in ("pixel", "image"), key, "only for kind pixel or image")
-        for key in ("renderer", "augment"):
-            _check(not getattr(self, key) or self.kind == "pixel", key, "only for kind pixel (rendered text)")
-        tower = self.candidate
-        if tower is not None:
-            _check(tower.candidate is None, "candidate.candidate", "a dual encoder has two towers, not more")
-            _check(not tower.lora.enabled, "candidate.lora", "set lora on the model section (it covers both towers)")
-            for key in ("anchor_prompt_name", "candidate_prompt_name"):
-                _check(getattr(tower, key) is None, f"candidate.{key}", f"set model.{key} instead")
 
 
 _Format = Literal["jsonl", "csv", "tsv", "text", "parquet", "hf"]
@@ -370,75 +287,6 @@ class TrainConfig:
         _check(self.eval_every is None or self.eval_every >= 1, "eval_every", "must be >= 1")
         _check(self.max_bad_steps >= 1, "max_bad_steps", "must be >= 1")
         _check(self.device == "auto" or self.device.split(":")[0] in ("cpu", "cuda", "mps"), "device", "unknown")
-
-
-_RANKING_METRIC = re.compile(r"^(?:(?:ndcg|mrr|recall)@[1-9][0-9]*|map)$")
-
-
-@dataclass(frozen=True)
-class RetrievalEvalConfig:
-    """Retrieval evaluation on a BEIR folder (``eval.retrieval``), logged as ``eval/<name>/<metric>``.
-
-    ``path`` is a BEIR folder (``corpus.jsonl``, ``queries.jsonl``,
-    ``qrels/<split>.tsv``); ``name`` defaults to the folder's name.
-    ``max_queries`` keeps the first judged queries (qrels order);
-    ``max_docs`` caps the corpus at the evaluated queries' judged documents
-    plus the first others in file order (a cheaper, easier proxy; null: the
-    whole corpus). ``metrics`` are ``ndcg@k``, ``mrr@k``, ``recall@k`` or
-    ``map``. Prompt names null use ``model.anchor_prompt_name`` (queries) and
-    ``model.candidate_prompt_name`` (documents).
-    """
-
-    path: str | None = None
-    split: str = "test"
-    name: str | None = None
-    max_queries: int | None = None
-    max_docs: int | None = None
-    batch_size: int = 64
-    metrics: tuple[str, ...] = ("ndcg@10", "mrr@10", "recall@100")
-    query_prompt_name: str | None = None
-    doc_prompt_name: str | None = None
-
-    def __post_init__(self) -> None:
-        _check(self.path is not None, "path", "required: a BEIR folder (corpus.jsonl, queries.jsonl, qrels/)")
-        _check(self.max_queries is None or self.max_queries >= 1, "max_queries", "must be >= 1 (or null for all)")
-        _check(self.max_docs is None or self.max_docs >= 1, "max_docs", "must be >= 1 (or null for all)")
-        _check(self.batch_size >= 1, "batch_size", "must be >= 1")
-        _check(len(self.metrics) > 0, "metrics", "must name at least one metric")
-        bad = [m for m in self.metrics if not _RANKING_METRIC.match(m)]
-        _check(not bad, "metrics", f"unknown {bad}; use ndcg@k, mrr@k, recall@k or map")
-
-
-@dataclass(frozen=True)
-class STSEvalConfig:
-    """STS evaluation (``eval.sts``): Spearman correlation of cosine similarity with gold scores.
-
-    ``path`` is a TSV/CSV/JSONL file of ``sentence1``, ``sentence2``,
-    ``score`` (``columns`` maps other names, as in ``data.columns``);
-    ``name`` defaults to the file's name without suffix; ``max_pairs``
-    keeps the first pairs. Both sentences get ``prompt_name`` (null:
-    ``model.anchor_prompt_name``). Logged as ``eval/<name>/spearman``.
-    """
-
-    path: str | None = None
-    name: str | None = None
-    columns: dict[str, str] | None = None
-    max_pairs: int | None = None
-    batch_size: int = 64
-    prompt_name: str | None = None
-
-    def __post_init__(self) -> None:
-        _check(self.path is not None, "path", "required: a file of sentence1, sentence2, score")
-        _check(self.max_pairs is None or self.max_pairs >= 2, "max_pairs", "must be >= 2 (or null for all)")
-        _check(self.batch_size >= 1, "batch_size", "must be >= 1")
-
-
-@dataclass(frozen=True)
-class EvalConfig:
-    """Evaluation during training, every ``train.eval_every`` steps and at the end (both optional)."""
-
-    retrieval: RetrievalEvalConfig | None = None
-    sts: STSEvalConfig | None = None
 
 
 @dataclass(frozen=True)

@@ -38,6 +38,12 @@ class ConfigError(ValueError):
         return ConfigError(_join(prefix, self.path), self.message)
 
 
+def require(ok: bool, key: str, message: str) -> None:
+    """Raise :class:`ConfigError` at ``key`` with ``message`` unless ``ok`` (a section's own value checks)."""
+    if not ok:
+        raise ConfigError(key, message)
+
+
 def _join(prefix: str, key: str) -> str:
     return f"{prefix}.{key}" if prefix and key else prefix or key
 
