@@ -125,3 +125,17 @@ def test_shared_tower_dual_matches_single_encoder(bert, name: str, chunk: int | 
     assert any(g.abs().sum() > 0 for g in single_grads)
     for a, b in zip(single_grads, dual_grads, strict=True):
         assert torch.allclose(a, b, atol=1e-7, rtol=1e-6)
+
+
+@pytest.mark.parametrize("name", ["siglip", "clip"])
+def test_learnable_temperature_and_bias_get_gradients_through_both_towers(bert, name: str) -> None:
+    text = load_encoder(bert).train()
+    dual = DualEncoder(text, StaticEncoder.from_transformer(text))
+    hparams = {} if name == "siglip" else {"learnable_temperature": True}
+    loss_fn = BatchLoss(ObjectiveConfig(name=name, hparams=hparams), ScaleConfig(), dim=32)
+    learned = [p for p in loss_fn.parameters() if p.requires_grad]
+    assert len(learned) == (2 if name == "siglip" else 1)  # log-scale (and SigLIP's bias)
+    loss = loss_fn(dual, dual, collate(PAIRS))
+    assert torch.isfinite(loss)
+    for p in [*learned, dual.anchor.model.embeddings.word_embeddings.weight, dual.candidate.embedding.weight]:
+        assert p.grad is not None and p.grad.abs().sum() > 0
