@@ -42,5 +42,5 @@ def test_view_objectives_take_sub_batches(tmp_path) -> None:
 
 
 def test_bad_sub_batch_names_the_key() -> None:
-    with pytest.raises(ConfigError, match="scale.sub_batch"):
+    with pytest.raises(ConfigError, match=r"scale\.sub_batch"):
         load_config(None, ["scale.sub_batch=0"])

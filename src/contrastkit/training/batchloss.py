@@ -34,6 +34,7 @@ ranks of the gradients, i.e. ``world * dL/dE_r``, and the mean over ranks of
 
 from __future__ import annotations
 
+import inspect
 from collections.abc import Callable, Sequence
 
 import torch
@@ -101,8 +102,8 @@ def build_contrastive_loss(objective: ObjectiveConfig, scale: ScaleConfig) -> Co
     hparams = dict(objective.hparams)
     if objective.temperature is not None:
         hparams["temperature"] = objective.temperature
-    if objective.learnable_temperature:
-        hparams["learnable_temperature"] = True
+    if objective.learnable_temperature is not None:
+        hparams[learnable_key(cls, objective.name)] = objective.learnable_temperature
     try:
         instance = REGISTRY.get(objective.name, **hparams)
     except (TypeError, ValueError) as err:
@@ -115,6 +116,19 @@ def build_contrastive_loss(objective: ObjectiveConfig, scale: ScaleConfig) -> Co
         return ContrastiveLoss(instance, similarity=objective.similarity, tile_size=scale.tile_size)
     except ValueError as err:
         raise ConfigError("scale.tile_size", str(err)) from None
+
+
+def learnable_key(cls: type, name: str) -> str:
+    """The keyword that makes objective ``cls``'s temperature learnable (``learnable`` for SigLIP).
+
+    Raises:
+        ConfigError: at ``objective.learnable_temperature`` when ``cls`` has no temperature to train.
+    """
+    params = inspect.signature(cls.__init__).parameters
+    for key in ("learnable_temperature", "learnable"):
+        if key in params:
+            return key
+    raise ConfigError("objective.learnable_temperature", f"{name!r} has no temperature to train or freeze")
 
 
 def label_index(examples: Sequence[Example]) -> dict[int | str, int]:

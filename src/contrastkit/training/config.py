@@ -165,13 +165,16 @@ class ViewsConfig:
 class ObjectiveConfig:
     """The loss: a registered objective (``contrastkit objectives`` lists them) and its hyperparameters.
 
-    ``temperature`` None keeps the objective's default; ``hparams`` holds the
-    objective's other keyword arguments, passed through unchanged.
+    ``temperature`` None keeps the objective's default; ``learnable_temperature``
+    None keeps the objective's default too (fixed for most, learnable for
+    ``clip`` and ``siglip``), true/false trains or freezes it (SigLIP's bias
+    with it); ``hparams`` holds the objective's other keyword arguments,
+    passed through unchanged.
     """
 
     name: str = "infonce"
     temperature: float | None = None
-    learnable_temperature: bool = False
+    learnable_temperature: bool | None = None
     similarity: Literal["cosine", "dot"] = "cosine"
     hparams: dict[str, Any] = field(default_factory=dict)
 
