@@ -139,3 +139,30 @@ def test_learnable_temperature_and_bias_get_gradients_through_both_towers(bert, 
     assert torch.isfinite(loss)
     for p in [*learned, dual.anchor.model.embeddings.word_embeddings.weight, dual.candidate.embedding.weight]:
         assert p.grad is not None and p.grad.abs().sum() > 0
+
+
+def test_retrieval_task_uses_the_candidate_tower_for_documents(dual, tmp_path) -> None:
+    import json
+
+    from contrastkit.evaluation.retrieval import evaluate_retrieval
+    from contrastkit.evaluation.tasks import run_task
+
+    docs = [*SENTENCES, "the dog sat", "hello cat"][:6]
+    queries = [d.split()[-1] for d in docs]
+    (tmp_path / "qrels").mkdir()
+    (tmp_path / "corpus.jsonl").write_text(
+        "".join(json.dumps({"_id": f"d{i}", "text": t}) + "\n" for i, t in enumerate(docs))
+    )
+    (tmp_path / "queries.jsonl").write_text(
+        "".join(json.dumps({"_id": f"q{i}", "text": t}) + "\n" for i, t in enumerate(queries))
+    )
+    (tmp_path / "qrels" / "test.tsv").write_text(
+        "query-id\tcorpus-id\tscore\n" + "".join(f"q{i}\td{i}\t1\n" for i in range(6))
+    )
+    got = run_task("retrieval", dual, tmp_path).metrics
+    corpus, qs = {f"d{i}": t for i, t in enumerate(docs)}, {f"q{i}": t for i, t in enumerate(queries)}
+    qrels = {f"q{i}": {f"d{i}": 1} for i in range(6)}
+    want = evaluate_retrieval(dual.anchor, qs, corpus, qrels, doc_encoder=dual.candidate).metrics
+    one_tower = evaluate_retrieval(dual.anchor, qs, corpus, qrels).metrics
+    assert got["ndcg@10"] == pytest.approx(want["ndcg@10"])
+    assert one_tower != want  # the check can fail: the towers embed documents differently

@@ -209,11 +209,22 @@ def _run_retrieval(encoder: Any, data: Any, options: EvalOptions) -> tuple[dict[
     from contrastkit.evaluation.retrieval import evaluate_retrieval
 
     query, doc = retrieval_prompts(encoder, options)
+    queries, documents = _query_and_document_encoders(encoder)
     result = evaluate_retrieval(
-        encoder, data.queries, data.corpus, data.qrels, batch_size=options.batch_size,
-        query_prompt_name=query, doc_prompt_name=doc, **options.params,
+        queries, data.queries, data.corpus, data.qrels, batch_size=options.batch_size,
+        query_prompt_name=query, doc_prompt_name=doc, doc_encoder=documents, **options.params,
     )  # fmt: skip
     return result.metrics, result
+
+
+def _query_and_document_encoders(encoder: CachedEncoder) -> tuple[CachedEncoder, CachedEncoder]:
+    """A dual encoder's anchor tower for queries and candidate tower for documents (same cache), else ``encoder``."""
+    from contrastkit.encoders.dual import DualEncoder
+
+    inner = encoder.encoder
+    if not isinstance(inner, DualEncoder):
+        return encoder, encoder
+    return CachedEncoder(inner.anchor, encoder.cache), CachedEncoder(inner.candidate, encoder.cache)
 
 
 def _reasoning_module() -> Any:
