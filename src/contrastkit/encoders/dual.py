@@ -41,8 +41,6 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
-import tempfile
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Literal
@@ -52,7 +50,7 @@ from torch import Tensor
 
 from contrastkit import __version__
 from contrastkit.encoders.base import Encoder, Features
-from contrastkit.encoders.io import _fsync_tree, _replace_folder
+from contrastkit.encoders.io import save_atomically
 
 Side = Literal["anchor", "candidate"]
 SIDES: tuple[Side, ...] = ("anchor", "candidate")
@@ -134,10 +132,8 @@ class DualEncoder(Encoder):
 
     def save(self, path: str | Path) -> None:
         """Write ``anchor/``, ``candidate/`` and ``contrastkit_dual.json`` at ``path``, atomically."""
-        target = Path(path).absolute()
-        target.parent.mkdir(parents=True, exist_ok=True)
-        tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.tmp-", dir=target.parent))
-        try:
+
+        def write(tmp: Path) -> None:
             self.anchor.save(tmp / "anchor")
             self.candidate.save(tmp / "candidate")
             meta = {
@@ -148,11 +144,8 @@ class DualEncoder(Encoder):
                 "contrastkit": __version__,
             }
             (tmp / DUAL_FILE).write_text(json.dumps(meta, indent=2) + "\n", encoding="utf-8")
-            _fsync_tree(tmp)
-            _replace_folder(tmp, target)
-        except BaseException:
-            shutil.rmtree(tmp, ignore_errors=True)
-            raise
+
+        save_atomically(path, write)
 
 
 def is_dual_folder(path: str | Path) -> bool:

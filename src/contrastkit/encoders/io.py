@@ -292,10 +292,8 @@ def write_st_folder(
     renamed to ``path``: a reader never sees a half-written model. An existing
     folder at ``path`` is replaced. Any ``.bin`` weight file is refused.
     """
-    target = Path(path).absolute()
-    target.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.tmp-", dir=target.parent))
-    try:
+
+    def write(tmp: Path) -> None:
         entries = []
         for idx, module in enumerate(modules):
             sub = "" if module.in_root else f"{idx}_{module.kind}"
@@ -322,6 +320,22 @@ def write_st_folder(
         pickled = [str(p.relative_to(tmp)) for p in tmp.rglob("*") if p.suffix in _WEIGHT_SUFFIXES]
         if pickled:
             raise RuntimeError(f"refusing to save pickle weight files {pickled}; contrastkit writes safetensors only")
+
+    return save_atomically(path, write)
+
+
+def save_atomically(target: str | Path, write: Callable[[Path], None]) -> Path:
+    """Run ``write(tmp)`` on a temporary sibling folder, fsync it, rename it to ``target``; returns the target.
+
+    A reader never sees a half-written folder; an existing folder at ``target``
+    is replaced; on any error the temporary folder is removed and ``target``
+    is left as it was.
+    """
+    target = Path(target).absolute()
+    target.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.tmp-", dir=target.parent))
+    try:
+        write(tmp)
         _fsync_tree(tmp)
         _replace_folder(tmp, target)
     except BaseException:

@@ -21,9 +21,6 @@ reading checks the format and names the file and key of any problem
 
 from __future__ import annotations
 
-import shutil
-import tempfile
-from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -35,8 +32,6 @@ from torch import Tensor
 from contrastkit import __version__
 from contrastkit.encoders.io import (
     ModelFolderError,
-    _fsync_tree,
-    _replace_folder,
     check_folder,
     check_safetensors,
     read_json,
@@ -55,7 +50,7 @@ def is_perception_folder(path: str | Path) -> bool:
 
 
 def write_perception_files(folder: Path, config: dict[str, Any], state: dict[str, Tensor], prompts: dict) -> None:
-    """Write the four files into the existing ``folder`` (not atomic; see :func:`save_atomically`)."""
+    """Write the four files into the existing ``folder`` (not atomic: see ``io.save_atomically``)."""
     write_json(folder / CONFIG_FILE, {"format": FORMAT, "version": 1, **config, "contrastkit": __version__})
     save_file({k: v.detach().cpu().contiguous() for k, v in state.items()}, str(folder / "model.safetensors"))
     write_json(folder / "modules.json", [{"idx": 0, "name": "0", "path": "", "type": ST_MODULE_TYPE}])
@@ -69,21 +64,6 @@ def write_perception_files(folder: Path, config: dict[str, Any], state: dict[str
             "similarity_fn_name": "cosine",
         },
     )
-
-
-def save_atomically(target: str | Path, write: Callable[[Path], None]) -> Path:
-    """Run ``write(tmp)`` on a temporary sibling folder, fsync it, rename it to ``target``; returns the target."""
-    target = Path(target).absolute()
-    target.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.tmp-", dir=target.parent))
-    try:
-        write(tmp)
-        _fsync_tree(tmp)
-        _replace_folder(tmp, target)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
-    return target
 
 
 @dataclass(frozen=True)

@@ -50,7 +50,8 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from contrastkit.encoders.base import Encoder, Features
-from contrastkit.encoders.perception_io import save_atomically, write_perception_files
+from contrastkit.encoders.io import save_atomically
+from contrastkit.encoders.perception_io import write_perception_files
 from contrastkit.encoders.pooling import mean_pool
 
 Arch = Literal["vit", "cnn"]
