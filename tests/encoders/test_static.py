@@ -36,6 +36,18 @@ def test_batching_padding_and_empty_text(text_encoder):
     torch.testing.assert_close(batch[:-1].norm(dim=-1), torch.ones(len(SENTENCES)))
 
 
+def test_flat_encode_equals_the_padded_training_path(text_encoder):
+    static = StaticEncoder.from_transformer(text_encoder, normalize=False)
+    static.max_length = 4  # cuts long texts the same way on both paths
+    texts = ["", *SENTENCES, "blue", ""]
+    for prompt in (None, "query: "):
+        padded = static(static.tokenize(texts, prompt=prompt))
+        for batch_size in (1, 3, 64):
+            torch.testing.assert_close(static.encode(texts, batch_size=batch_size, prompt=prompt), padded)
+    assert static.encode([]).shape == (0, 32)
+    torch.testing.assert_close(static.encode(["blue"], prompt_name="query"), static.encode(["blue"], prompt="query: "))
+
+
 def test_gradients_reach_the_embedding_table(text_encoder):
     static = StaticEncoder.from_transformer(text_encoder)
     static(static.tokenize(["the cat"])).sum().backward()
