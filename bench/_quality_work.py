@@ -378,9 +378,10 @@ def evaluate(spec: dict[str, Any]) -> dict[str, Any]:
 def encode_speed(spec: dict[str, Any]) -> dict[str, Any]:
     """Sentences per second of each model's ``Encoder.encode`` on the same distinct STS-B dev sentences.
 
-    One untimed warm-up call on 256 sentences each, then ``repeats`` timed calls alternating the models;
-    the median of each. Batch size ``batch_size`` for every model. First waits (up to ``wait`` seconds)
-    until other processes use at most 15% of the CPU; ``cpu_others`` is their share during the timed calls.
+    For every batch size of ``batch_sizes``: one untimed warm-up call per model, then ``repeats`` timed
+    calls alternating the models; the median of each. ``per_s`` is each model at its faster batch size
+    (``best_batch``), ``by_batch`` every measurement. First waits (up to ``wait`` seconds) until other
+    processes use at most 15% of the CPU; ``cpu_others`` is their share during the timed calls.
     """
     import statistics
 
@@ -392,18 +393,30 @@ def encode_speed(spec: dict[str, Any]) -> dict[str, Any]:
     data = read_sts(DATA / "stsb", "dev")
     texts = list(dict.fromkeys([*data.sentences1, *data.sentences2]))
     encoders = {name: load_for_eval(path) for name, path in spec["models"].items()}
-    times: dict[str, list[float]] = {name: [] for name in encoders}
-    for enc in encoders.values():
-        enc.encode(texts[:256], batch_size=spec["batch_size"])
+    by_batch: dict[str, dict[int, float]] = {name: {} for name in encoders}
     waited, _ = wait_for_quiet(0.15, spec.get("wait", 0.0))
     with CpuShare() as cpu:
-        for _ in range(spec["repeats"]):
-            for name, enc in encoders.items():
-                start = time.perf_counter()
-                enc.encode(texts, batch_size=spec["batch_size"])
-                times[name].append(time.perf_counter() - start)
-    per_s = {name: len(texts) / statistics.median(t) for name, t in times.items()}
-    return {"sentences": len(texts), "per_s": per_s, "times": times, "cpu_others": cpu.others, "waited_s": waited}
+        for batch_size in spec["batch_sizes"]:
+            times: dict[str, list[float]] = {name: [] for name in encoders}
+            for enc in encoders.values():
+                enc.encode(texts[: 2 * batch_size], batch_size=batch_size)
+            for _ in range(spec["repeats"]):
+                for name, enc in encoders.items():
+                    start = time.perf_counter()
+                    enc.encode(texts, batch_size=batch_size)
+                    times[name].append(time.perf_counter() - start)
+            for name, t in times.items():
+                by_batch[name][batch_size] = len(texts) / statistics.median(t)
+    best = {name: max(rates, key=rates.get) for name, rates in by_batch.items()}
+    return {
+        "sentences": len(texts),
+        "batch_sizes": spec["batch_sizes"],
+        "per_s": {name: by_batch[name][b] for name, b in best.items()},
+        "best_batch": best,
+        "by_batch": by_batch,
+        "cpu_others": cpu.others,
+        "waited_s": waited,
+    }
 
 
 JOBS = {

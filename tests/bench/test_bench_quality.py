@@ -125,13 +125,20 @@ def test_report_averages_and_targets(bench, tmp_path) -> None:
         },
         "nli_supervised_contrastkit_eval": {"scores": _scores(72.0, PIQA=79.0)},  # avg 73.0, held-out 73.4
         "nli_supervised_st_eval": {"scores": _scores(71.5)},
+        "nli_supervised_lr2e-5_contrastkit_eval": {"scores": _scores(71.0)},
         "nli_supervised_contrastkit_train": {"train_s": 100.0, "peak_rss": 2e9},
         "nli_supervised_st_train": {"train_s": 90.0, "peak_rss": 1.5e9},
         "unsup_simcse_contrastkit_eval": {"scores": _scores(60.0)},
         "unsup_simcse_st_eval": {"scores": _scores(61.0)},
         "unsup_laser_contrastkit_eval": {"scores": _scores(62.0)},
         "static_from_minilm_contrastkit_train": {"train_s": 120.0, "peak_rss": 1e9},
-        "speed": {"per_s": {"static": 30000.0, "MiniLM": 400.0}, "sentences": 100, "cpu_others": 0.0},
+        "speed": {
+            "per_s": {"static": 30000.0, "MiniLM": 400.0},
+            "best_batch": {"static": 1024, "MiniLM": 64},
+            "batch_sizes": [64, 1024],
+            "sentences": 100,
+            "cpu_others": 0.0,
+        },
     }
     (tmp_path / "results").mkdir()
     for name, value in results.items():
@@ -143,6 +150,7 @@ def test_report_averages_and_targets(bench, tmp_path) -> None:
         in text
     )
     assert "| *difference (nli_supervised - ST peer)* | 0.50 |" in text
+    assert "| nli_supervised, first version (lr 2e-5) | 71.00 |" in text  # shown, not compared
     # unsup_laser shares unsup_simcse's peer: shown under both, compared under both
     assert text.count("| ST peer of unsup_simcse | 61.00 |") == 2
     assert "[FAIL] unsup_laser matches its peer on average: 62.00 vs 61.00" not in text
