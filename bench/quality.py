@@ -194,11 +194,10 @@ def cached(path: Path, force: bool, make: Any) -> dict[str, Any]:
     """The JSON at ``path``, or ``make()`` written there (atomically) when missing or ``force``."""
     if path.exists() and not force:
         return json.loads(path.read_text(encoding="utf-8"))
+    from contrastkit.mining.pipeline import atomic_write
+
     result = make()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(json.dumps(result, indent=2), encoding="utf-8")
-    os.replace(tmp, path)
+    atomic_write(path, json.dumps(result, indent=2))
     return result
 
 

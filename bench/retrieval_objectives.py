@@ -27,17 +27,17 @@ import argparse
 import json
 import os
 import sys
-import time
+from functools import partial
 from pathlib import Path
 from typing import Any
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from _measure import machine_info, run_json_subprocess
+from _measure import machine_info
 from _quality_work import DATA, ROOT
+from quality import cached, run_job
 
-WORK = Path(__file__).resolve().parent / "_quality_work.py"
 RECIPE = ROOT / "configs" / "recipes" / "retrieval_scifact.yaml"
 # (label, objective, layout): layout "grouped" = the recipe's, "pairs" = the peer's
 VARIANTS = (
@@ -48,20 +48,6 @@ VARIANTS = (
     ("lsepair", "lsepair", "grouped"),
     ("rand1lh", "rand1lh", "grouped"),
 )
-
-
-def job(name: str, spec: dict[str, Any], timeout: float) -> dict[str, Any]:
-    print(f"[{time.strftime('%H:%M:%S')}] {name} {json.dumps(spec)[:140]}", flush=True)
-    return run_json_subprocess([sys.executable, str(WORK), name, json.dumps(spec)], timeout=timeout)
-
-
-def cached(path: Path, make: Any) -> dict[str, Any]:
-    if path.exists():
-        return json.loads(path.read_text(encoding="utf-8"))
-    result = make()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(result, indent=2), encoding="utf-8")
-    return result
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -83,7 +69,7 @@ def main(argv: list[str] | None = None) -> None:
     os.chdir(ROOT)
     work = args.work.resolve()
     data = {"grouped": work / "train_grouped.jsonl", "pairs": work / "train_pairs.jsonl", "dev": work / "dev"}
-    prepared = cached(work / "prepared.json", lambda: job("prepare_mined", {
+    prepared = cached(work / "prepared.json", False, lambda: run_job("prepare_mined", {
         "scifact": str(DATA / "scifact"), "model": "all-MiniLM-L6-v2", "cache_dir": str(args.cache),
         "num_negatives": args.num_negatives, "range_min": 10, "range_max": 50, "relative_margin": 0.05,
         "seed": 0, "dev_fraction": args.dev_fraction, "dev_corpus": args.dev_corpus,
@@ -91,19 +77,20 @@ def main(argv: list[str] | None = None) -> None:
     }, args.timeout))  # fmt: skip
     sets = [["SciFact train-dev", "retrieval", str(data["dev"]), "dev", "ndcg@10", {}]]
     rows = []
-    base = cached(work / "base.json", lambda: job("evaluate", {
+    base = cached(work / "base.json", False, lambda: run_job("evaluate", {
         "model": "all-MiniLM-L6-v2", "sets": sets, "cache_dir": str(args.cache)}, args.timeout))  # fmt: skip
     rows.append(("all-MiniLM-L6-v2 (untrained)", "-", "-", base["scores"]["SciFact train-dev"], None))
     for label, objective, layout in VARIANTS:
         if args.only and label not in args.only:
             continue
         slug = label.replace(", ", "_").replace(" ", "_")
-        trained = cached(work / f"{slug}_train.json", lambda o=objective, la=layout, s=slug: job("train_contrastkit", {
+        spec = {
             "config": str(RECIPE),
-            "overrides": [f"objective.name={o}", f"data.train={json.dumps([str(data[la])])}",
-                          f"train.output_dir={work / s}", "train.progress=false", "train.tensorboard=false"],
-        }, args.timeout))  # fmt: skip
-        scored = cached(work / f"{slug}_eval.json", lambda t=trained: job("evaluate", {
+            "overrides": [f"objective.name={objective}", f"data.train={json.dumps([str(data[layout])])}",
+                          f"train.output_dir={work / slug}", "train.progress=false", "train.tensorboard=false"],
+        }  # fmt: skip
+        trained = cached(work / f"{slug}_train.json", False, partial(run_job, "train_contrastkit", spec, args.timeout))
+        scored = cached(work / f"{slug}_eval.json", False, lambda t=trained: run_job("evaluate", {
             "model": t["model"], "sets": sets}, args.timeout))  # fmt: skip
         rows.append((label, objective, layout, scored["scores"]["SciFact train-dev"], trained["train_s"]))
     text = report(rows, prepared, args, " ".join(["python", "bench/retrieval_objectives.py", *(argv or sys.argv[1:])]))
