@@ -14,6 +14,9 @@ similarity:
 * ``sub-batch S``: contrastkit in-batch with ``scale.sub_batch=S`` (each side
   embedded in length-sorted sub-batches of S texts cut to their own longest
   text; same embeddings, less padding), against the same MNRL row.
+* ``padded forward`` (``--padded``): contrastkit in-batch with the encoder's
+  padding-free forward turned off (``TextEncoder.unpad = False``), which
+  shows what running the dense layers on real tokens only is worth.
 
 Both sides: batch 32, AdamW at a constant 2e-5 (no warmup, weight decay 0.01
 on weights, none on biases and norms), gradient clipping at 1.0, fp32, seed 0,
@@ -33,7 +36,7 @@ forward, loss, backward, clipping, optimizer, the loop's own Python) is
 inside. Model loading, data reading and the final save are not. Each step's
 time is also split into phases (exclusive wall-clock time of wrapped calls:
 data, tokenize, encoder forward, loss, backward, clip, optimizer; "other" is
-the rest of the step). ``padded tokens`` counts the encoder's input positions
+the rest of the step). ``padded tokens`` counts the tokenizer's output positions
 per step (both passes under GradCache), ``real`` those with attention mask 1.
 
 Contention: before each run the script waits (up to ``--wait`` s) until other
@@ -102,6 +105,7 @@ class Spec:
     st_optim: str | None = None
     threads: int | None = None
     sub_batch: int | None = None
+    unpad: bool = True
 
     @property
     def label(self) -> str:
@@ -110,6 +114,7 @@ class Spec:
         data = "+hard neg" if self.negatives else "pairs"
         threads = f", {self.threads} thread{'s' * (self.threads > 1)}" if self.threads else ""
         sub = f", sub-batch {self.sub_batch}" if self.sub_batch else ""
+        sub += ", padded forward" if not self.unpad else ""
         return f"{self.tool} {kind}{chunk} ({data}, batch {self.batch_size}{sub}{threads})"
 
 
@@ -201,22 +206,23 @@ class Phases:
     def patch(self, obj: Any, attr: str, phase: str, on_result: Callable[[Any], None] | None = None) -> None:
         setattr(obj, attr, self.wrap(getattr(obj, attr), phase, on_result))
 
-    def count_tokens(self, hf_model: torch.nn.Module) -> None:
-        """Time the transformer's forward; count its input positions (padded) and attended tokens (real).
+    def count_tokens(self, owner: Any, method: str = "forward") -> None:
+        """Time the transformer's forward (``owner.method``, called with ``input_ids`` / ``attention_mask`` as
+        keywords or in a features dict); count its input positions (padded) and attended tokens (real).
 
-        The instance's ``forward`` is replaced (not a hook), so calls of ``model.forward(...)`` count too.
+        The instance's method is replaced (not a hook), so direct calls of it count too.
         """
-        forward = self.wrap(hf_model.forward, "forward")
+        forward = self.wrap(getattr(owner, method), "forward")
 
         def counted(*args: Any, **kwargs: Any) -> Any:
             if self.clock.active:
-                ids = kwargs.get("input_ids", args[0] if args else None)
-                mask = kwargs.get("attention_mask")
+                inputs = args[0] if args and isinstance(args[0], dict) else kwargs
+                ids, mask = inputs.get("input_ids"), inputs.get("attention_mask")
                 self.padded_tokens += int(ids.numel()) if ids is not None else 0
                 self.real_tokens += int(mask.sum()) if mask is not None else 0
             return forward(*args, **kwargs)
 
-        hf_model.forward = counted
+        setattr(owner, method, counted)
 
 
 def _result(spec: Spec, clock: StepClock, phases: Phases, extra: dict[str, Any]) -> dict[str, Any]:
@@ -280,7 +286,8 @@ def measure_contrastkit(spec: Spec, output_dir: str | Path, abort_above: float |
             super().setup()
             phases.patch(self, "_next_batch", "data")
             phases.patch(self.encoder, "tokenize", "tokenize")
-            phases.count_tokens(self.encoder.model)
+            self.encoder.unpad = spec.unpad
+            phases.count_tokens(self.encoder, "token_states")  # the padded or the padding-free forward
             phases.patch(self.batch_loss.loss, "forward", "loss")
             phases.patch(self.optimizer, "step", "optimizer")
 
@@ -435,6 +442,7 @@ def build_specs(args: argparse.Namespace) -> list[Spec]:
         specs += [replace(base, tool=tool, batch_size=size, steps=steps) for tool in args.tools]
     if "contrastkit" in args.tools:
         specs += [replace(base, sub_batch=s) for s in args.sub_batches]
+        specs += [replace(base, unpad=False)] if args.padded else []
     return specs
 
 
@@ -522,13 +530,14 @@ def _find(
     chunk: int | None = None,
     batch: int | None = None,
     sub_batch: int | None = None,
+    unpad: bool = True,
 ) -> dict | None:
-    key = (tool, negatives, chunk, sub_batch)
+    key = (tool, negatives, chunk, sub_batch, unpad)
     return next(
         (
             r
             for r in rows
-            if (r["tool"], r["negatives"], r["chunk"], r.get("sub_batch")) == key
+            if (r["tool"], r["negatives"], r["chunk"], r.get("sub_batch"), r.get("unpad", True)) == key
             and (batch is None or r["batch_size"] == batch)
         ),
         None,
@@ -577,6 +586,9 @@ def ratios(
         row = _find(rows, "contrastkit", batch=B, sub_batch=size)
         add(f"contrastkit in-batch, sub-batch {size} / ST MNRL (pairs)", row, st, SPEEDUP_TARGET)
         add(f"contrastkit in-batch, sub-batch {size} / contrastkit in-batch, one call per side", row, ck)
+    padded = _find(rows, "contrastkit", batch=B, unpad=False)
+    add("contrastkit in-batch, padded forward / ST MNRL (pairs)", padded, st)
+    add("contrastkit in-batch / contrastkit in-batch, padded forward", ck, padded)
     return out
 
 
@@ -682,6 +694,9 @@ def _parser() -> argparse.ArgumentParser:
         nargs="*",
         default=[8, 16],
         help="extra contrastkit in-batch rows with scale.sub_batch set to each of these",
+    )
+    p.add_argument(
+        "--padded", action="store_true", help="an extra contrastkit in-batch row with the padded forward (unpad off)"
     )
     p.add_argument("--only", choices=("contrastkit", "st"), default=None, help="run one tool's rows only")
     p.add_argument("--rounds", type=int, default=2, help="runs per configuration (the fastest is reported)")

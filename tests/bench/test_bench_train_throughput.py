@@ -51,10 +51,10 @@ def _check_result(r: dict, steps: int) -> None:
 
 
 @pytest.mark.parametrize(
-    ("negatives", "chunk", "sub_batch"),
-    [(False, None, None), (True, 2, None), (False, None, 2)],
+    ("negatives", "chunk", "sub_batch", "unpad"),
+    [(False, None, None, True), (True, 2, None, True), (False, None, 2, True), (False, None, None, False)],
 )
-def test_contrastkit_measurement(bench, tiny, monkeypatch, negatives, chunk, sub_batch):
+def test_contrastkit_measurement(bench, tiny, monkeypatch, negatives, chunk, sub_batch, unpad):
     from contrastkit.training import loop, optim
 
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
@@ -71,6 +71,7 @@ def test_contrastkit_measurement(bench, tiny, monkeypatch, negatives, chunk, sub
         warmup=1,
         steps=2,
         sub_batch=sub_batch,
+        unpad=unpad,
     )
     r = bench.measure(spec)
     _check_result(r, steps=2)
@@ -101,8 +102,9 @@ def test_st_measurement(bench, tiny, monkeypatch):
 
 
 def test_ratios_and_targets(bench):
-    def row(tool, pairs_per_s, negatives=False, chunk=None, batch=32, sub_batch=None):
+    def row(tool, pairs_per_s, negatives=False, chunk=None, batch=32, sub_batch=None, unpad=True):
         return {
+            "unpad": unpad,
             "tool": tool,
             "negatives": negatives,
             "chunk": chunk,
@@ -119,6 +121,7 @@ def test_ratios_and_targets(bench):
         row("contrastkit", 40.0, chunk=8),
         row("contrastkit", 50.0, batch=8),
         row("contrastkit", 66.0, sub_batch=8),
+        row("contrastkit", 40.0, unpad=False),
     ]
     out = {name: (value, target) for name, value, target in bench.ratios(rows, 32, [32, 8], [8])}
     assert out["contrastkit in-batch / ST MNRL (pairs)"] == (pytest.approx(1.5), bench.SPEEDUP_TARGET)
@@ -130,4 +133,6 @@ def test_ratios_and_targets(bench):
     sub = "contrastkit in-batch, sub-batch 8 / ST MNRL (pairs)"
     assert out[sub] == (pytest.approx(1.65), bench.SPEEDUP_TARGET)
     assert out["contrastkit in-batch, sub-batch 8 / contrastkit in-batch, one call per side"][0] == pytest.approx(1.1)
+    assert out["contrastkit in-batch / contrastkit in-batch, padded forward"][0] == pytest.approx(1.5)
+    assert out["contrastkit in-batch, padded forward / ST MNRL (pairs)"] == (pytest.approx(1.0), None)
     assert not any("ST CMNRL (batch 32, mini-batch 8)" in name for name in out)  # not measured: no row

@@ -42,6 +42,7 @@ from contrastkit.encoders.io import (
     write_json,
 )
 from contrastkit.encoders.pooling import PoolingMode, check_pooling, pool
+from contrastkit.encoders.unpad import supports_unpadded, unpadded_token_states
 
 _HUGE = 10**6  # tokenizers without a length limit report model_max_length ~ 1e30
 
@@ -85,6 +86,10 @@ class TextEncoder(SavableEncoder):
         prompts: prompt name -> prefix, used by ``encode(prompt_name=...)``.
         do_lower_case: lowercase ``prompt + text`` before tokenizing (some
             sentence-transformers folders ask for it).
+        unpad: run the dense layers on real tokens only when the model
+            supports it (:mod:`contrastkit.encoders.unpad`: BERT-family
+            models); the same states at attended positions, faster on
+            padded batches. An attribute, settable later.
     """
 
     def __init__(
@@ -97,6 +102,7 @@ class TextEncoder(SavableEncoder):
         max_length: int | None = None,
         prompts: dict[str, str] | None = None,
         do_lower_case: bool = False,
+        unpad: bool = True,
     ) -> None:
         super().__init__(normalize=normalize, prompts=prompts)
         check_pooling(pooling)
@@ -107,6 +113,7 @@ class TextEncoder(SavableEncoder):
         self.pooling: PoolingMode = pooling
         self.max_length = max_length if max_length is not None else default_max_length(model, tokenizer)
         self.do_lower_case = do_lower_case
+        self.unpad = unpad
         self.train(model.training)  # start in the model's mode (eval after from_pretrained)
 
     @classmethod
@@ -159,9 +166,12 @@ class TextEncoder(SavableEncoder):
         return dict(encoded)
 
     def token_states(self, features: Features) -> Tensor:
-        """Last-layer token states (n, L, d) for ``features``."""
+        """Last-layer token states (n, L, d) for ``features`` (zeros at padded positions when unpadded)."""
         device = self.model.device
-        return self.model(**{k: v.to(device) for k, v in features.items()}).last_hidden_state
+        inputs = {k: v.to(device) for k, v in features.items()}
+        if self.unpad and supports_unpadded(self.model):
+            return unpadded_token_states(self.model, **inputs)
+        return self.model(**inputs).last_hidden_state
 
     def forward(self, features: Features) -> Tensor:
         hidden = self.token_states(features)
