@@ -241,22 +241,37 @@ def prepare(args: argparse.Namespace) -> dict[str, Any]:
     return out
 
 
-def contrastkit_spec(recipe: Recipe, args: argparse.Namespace) -> dict[str, Any]:
+def recipe_seed(recipe: Recipe) -> int:
+    """The recipe config's own seed (``data.seed``; its runs' results carry no seed in their names)."""
+    from contrastkit.training import load_config
+
+    return load_config(RECIPE_DIR / f"{recipe.name}.yaml").data.seed
+
+
+def seed_parts(recipe: Recipe, seed: int | None) -> tuple[str, ...]:
+    """Results-name parts of a run at ``seed``: none at the recipe's own seed (or None), ``seed<N>`` otherwise."""
+    return () if seed is None or seed == recipe_seed(recipe) else (f"seed{seed}",)
+
+
+def contrastkit_spec(recipe: Recipe, args: argparse.Namespace, seed: int | None = None) -> dict[str, Any]:
+    """The recipe config with the prepared data's paths; at another ``seed``, data order and training seed set."""
     from contrastkit.training import load_config
 
     path = RECIPE_DIR / f"{recipe.name}.yaml"
     config = load_config(path)
     train = [resolve_data(t, args.data_dir) for t in config.data.train]
+    tag = seed_parts(recipe, seed)
     overrides = [
         f"data.train={json.dumps(train)}",
-        f"train.output_dir={args.work / recipe.name / 'contrastkit'}",
+        f"train.output_dir={args.work.joinpath(recipe.name, 'contrastkit', *tag)}",
         "train.progress=false",
         "train.tensorboard=false",
+        *([f"data.seed={seed}", f"train.seed={seed}"] if tag else []),
     ]
     return {"config": str(path), "overrides": overrides, "threads": args.threads}
 
 
-def st_spec(recipe: Recipe, peer: Peer, args: argparse.Namespace) -> dict[str, Any]:
+def st_spec(recipe: Recipe, peer: Peer, args: argparse.Namespace, seed: int | None = None) -> dict[str, Any]:
     from contrastkit.training import load_config
 
     config = load_config(RECIPE_DIR / f"{recipe.name}.yaml")
@@ -270,8 +285,8 @@ def st_spec(recipe: Recipe, peer: Peer, args: argparse.Namespace) -> dict[str, A
         "batch_size": config.data.batch_size,
         "max_seq_length": config.model.max_length,
         "steps": config.train.steps,
-        "seed": config.data.seed,
-        "out": str(args.work / recipe.name / peer.name / "model"),
+        "seed": config.data.seed if seed is None else seed,
+        "out": str(args.work.joinpath(recipe.name, peer.name, *seed_parts(recipe, seed), "model")),
         "threads": args.threads,
     }
 
@@ -280,21 +295,23 @@ def results_path(args: argparse.Namespace, *parts: str) -> Path:
     return args.work / "results" / ("_".join(parts) + ".json")
 
 
-def run_recipe(recipe: Recipe, args: argparse.Namespace) -> None:
-    """Train each side of ``--sides`` (if not done), then evaluate it (if not done); a shared peer runs once."""
+def run_recipe(recipe: Recipe, args: argparse.Namespace, seed: int | None = None) -> None:
+    """Train each side of ``--sides`` at ``seed`` (None: the recipe's own) if not done, then evaluate it if not
+    done; a shared peer runs once. Other seeds than the recipe's run its first peer only."""
     jobs = []
+    tag = seed_parts(recipe, seed)
     if "contrastkit" in args.sides:
-        jobs.append((recipe.name, "contrastkit", lambda: run_job("train_contrastkit", contrastkit_spec(recipe, args),
-                                                                 args.timeout)))  # fmt: skip
+        spec = contrastkit_spec(recipe, args, seed)
+        jobs.append((recipe.name, "contrastkit", lambda: run_job("train_contrastkit", spec, args.timeout)))
     if "st" in args.sides:
-        for owner, peer in recipe.all_peers():
-            spec = st_spec(RECIPES[owner], peer, args)
-            jobs.append((owner, peer.name, lambda spec=spec: run_job("train_st", spec, args.timeout)))
+        for owner, peer in recipe.all_peers()[: 1 if tag else None]:
+            spec_st = st_spec(RECIPES[owner], peer, args, seed)
+            jobs.append((owner, peer.name, lambda s=spec_st: run_job("train_st", s, args.timeout)))
     for owner, side, make in jobs:
-        trained = cached(results_path(args, owner, side, "train"), args.force, make)
+        trained = cached(results_path(args, owner, side, *tag, "train"), args.force, make)
         spec = {"model": trained["model"], "batch_size": args.eval_batch_size, "threads": args.threads}
         cached(
-            results_path(args, owner, side, "eval"),
+            results_path(args, owner, side, *tag, "eval"),
             args.force,
             lambda s=spec: run_job("evaluate", s, args.timeout),
         )
@@ -367,11 +384,47 @@ def _row(cells: list[str]) -> str:
     return "| " + " | ".join(cells) + " |"
 
 
+def seeds_done(args: argparse.Namespace, recipe: Recipe, owner: str, side: str) -> dict[int, dict[str, float]]:
+    """Seed -> scores of every evaluated run of ``owner``'s ``side`` (the recipe's own seed and ``seed<N>`` ones)."""
+    own = recipe_seed(recipe)
+    found = {own: load(args, owner, side, "eval")} if load(args, owner, side, "eval") else {}
+    for path in (args.work / "results").glob(f"{owner}_{side}_seed*_eval.json"):
+        seed = path.name[len(f"{owner}_{side}_seed") : -len("_eval.json")]
+        if seed.isdigit():
+            found[int(seed)] = json.loads(path.read_text(encoding="utf-8"))
+    return {seed: result["scores"] for seed, result in sorted(found.items())}
+
+
+def mean_scores(runs: list[dict[str, float]]) -> dict[str, float]:
+    """Per-set mean over runs (sets every run has)."""
+    return {k: mean([r[k] for r in runs]) for k in runs[0] if all(k in r for r in runs)}
+
+
+def seed_rows(args: argparse.Namespace, recipe: Recipe) -> tuple[list[str], tuple[float, float] | None]:
+    """Mean rows over the seeds at which both the recipe and its first peer were evaluated (when more than one),
+    and (ours, peer) averages of those means."""
+    owner, peer = recipe.all_peers()[0]
+    ours, theirs = seeds_done(args, recipe, recipe.name, "contrastkit"), seeds_done(args, recipe, owner, peer.name)
+    both = sorted(set(ours) & set(theirs))
+    if len(both) < 2:
+        return [], None
+    a, b = mean_scores([ours[s] for s in both]), mean_scores([theirs[s] for s in both])
+    tag = f"mean of seeds {', '.join(map(str, both))}"
+    diff = {k: a[k] - b[k] for k in a if k in b}
+    rows = [
+        _row([f"**{recipe.name}**, {tag}", *score_cells(a), "", ""]),
+        _row([f"{peer.title} of {owner}, {tag}", *score_cells(b), "", ""]),
+        _row([f"*difference of the means ({len(both)} seeds)*", *score_cells(diff), "", ""]),
+    ]
+    return rows, (averages(a)[0], averages(b)[0])
+
+
 def comparison(args: argparse.Namespace) -> tuple[list[str], list[tuple[Recipe, float, float]]]:
     """The score table's rows and, per recipe with it and its first peer evaluated, (recipe, ours avg, peer avg).
 
     Each recipe: its row, its peers' rows (a shared peer is shown again under every recipe that uses it)
-    and the difference to its first peer.
+    and the difference to its first peer; where both ran at several seeds (``--seeds``), the means over
+    those seeds, which the targets then use.
     """
     header = ["model", *LABELS, "avg", "held-out avg", "train s", "peak RSS"]
     rows = [_row(header), "|" + "---|" * len(header)]
@@ -402,7 +455,9 @@ def comparison(args: argparse.Namespace) -> tuple[list[str], list[tuple[Recipe, 
         if ours and first:
             diff = {k: ours["scores"][k] - first["scores"][k] for k in ours["scores"] if k in first["scores"]}
             rows.append(_row([f"*difference ({recipe.name} - {recipe.peer.title})*", *score_cells(diff), "", ""]))
-            pairs.append((recipe, averages(ours["scores"])[0], averages(first["scores"])[0]))
+            extra, means = seed_rows(args, recipe)
+            rows += extra
+            pairs.append((recipe, *(means or (averages(ours["scores"])[0], averages(first["scores"])[0]))))
     return rows, pairs
 
 
@@ -502,6 +557,11 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--prepare", action="store_true", help="only write the recipes' data")
     p.add_argument("--report-only", action="store_true", help="only rebuild the report from the results")
     p.add_argument("--force", action="store_true", help="redo parts whose results exist")
+    p.add_argument(
+        "--seeds", type=int, nargs="*", default=None,
+        help="run each recipe and its first peer at these seeds (data order and training); the report adds the "
+        "mean over every seed both sides have (default: the recipe's own seed only)",
+    )  # fmt: skip
     p.add_argument("--laser-max-length", type=int, default=128, help="LA(SER)^3 L_max in tokens")
     p.add_argument("--threads", type=int, default=None, help="torch threads of each job (default: torch's)")
     p.add_argument("--eval-batch-size", type=int, default=32)
@@ -527,8 +587,9 @@ def main(argv: list[str] | None = None) -> None:
             return
         names = args.only or list(RECIPES)
         run_base(args, static="static_from_minilm" in names)
-        for name in names:
-            run_recipe(RECIPES[name], args)
+        for seed in args.seeds or [None]:
+            for name in names:
+                run_recipe(RECIPES[name], args, seed)
         if "static_from_minilm" in names and "contrastkit" in args.sides:
             run_speed(args)
     text = report(args, command, info)

@@ -203,3 +203,36 @@ def test_beir_subset_holds_only_the_chosen_queries(bench, tmp_path) -> None:
     work.write_beir_subset(src, ["q1"], tmp_path / "small", corpus_size=3)
     small = load_beir(tmp_path / "small", split="dev")
     assert {"d1", "d2"} <= set(small.corpus) and len(small.corpus) == 3
+
+
+def test_other_seeds_get_their_own_runs_and_the_targets_use_the_means(bench, tmp_path) -> None:
+    quality, _ = bench
+    args = argparse.Namespace(work=tmp_path, data_dir=tmp_path, threads=None)
+    recipe = quality.RECIPES["nli_supervised"]
+    own = quality.recipe_seed(recipe)
+    assert quality.seed_parts(recipe, None) == quality.seed_parts(recipe, own) == ()
+    ck = quality.contrastkit_spec(recipe, args, own + 1)
+    assert f"data.seed={own + 1}" in ck["overrides"] and f"train.seed={own + 1}" in ck["overrides"]
+    assert not any(
+        o.startswith(("data.seed=", "train.seed=")) for o in quality.contrastkit_spec(recipe, args)["overrides"]
+    )
+    st = quality.st_spec(recipe, recipe.peer, args, own + 1)
+    assert st["seed"] == own + 1 and f"seed{own + 1}" in st["out"]
+    results = {  # seed own: ours 0.5 behind; seeds own+1, own+2: 1.0 and 0.2 ahead; own+3: ours only (not paired)
+        "nli_supervised_contrastkit_eval": _scores(71.0),
+        "nli_supervised_st_eval": _scores(71.5),
+        f"nli_supervised_contrastkit_seed{own + 1}_eval": _scores(72.0),
+        f"nli_supervised_st_seed{own + 1}_eval": _scores(71.0),
+        f"nli_supervised_contrastkit_seed{own + 2}_eval": _scores(71.2),
+        f"nli_supervised_st_seed{own + 2}_eval": _scores(71.0),
+        f"nli_supervised_contrastkit_seed{own + 3}_eval": _scores(90.0),
+    }
+    (tmp_path / "results").mkdir()
+    for name, scores in results.items():
+        (tmp_path / "results" / f"{name}.json").write_text(json.dumps({"scores": scores}))
+    text = quality.report(args, "python bench/quality.py", {"cpu": "test"})
+    seeds = f"seeds {own}, {own + 1}, {own + 2}"
+    assert f"| **nli_supervised**, mean of {seeds} | 71.40 |" in text
+    assert f"| ST peer of nli_supervised, mean of {seeds} | 71.17 |" in text
+    assert "| *difference of the means (3 seeds)* | 0.23 |" in text
+    assert "[PASS] nli_supervised matches its peer on average: 71.40 vs 71.17" in text

@@ -29,6 +29,7 @@ from contrastkit.encoders.pixel import (
 from contrastkit.encoders.prompt_template import PromptTemplate
 from contrastkit.encoders.static import StaticEncoder
 from contrastkit.encoders.text import TextEncoder
+from contrastkit.encoders.unpad import supports_unpadded
 from contrastkit.encoders.vision import VisionConfig, VisionTower
 
 __all__ = [
@@ -51,4 +52,5 @@ __all__ = [
     "load_encoder",
     "load_perception_encoder",
     "split_features",
+    "supports_unpadded",
 ]
