@@ -102,5 +102,6 @@ def _self_attention(attn: nn.Module, hidden: Tensor, keep: Tensor, shape: tuple[
     qkv = _pad(_qkv(attn, hidden), keep, n * length)
     q, k, v = qkv.view(n, length, 3, heads, head_dim).permute(2, 0, 3, 1, 4)  # each (n, H, L, dh)
     dropout = attn.dropout.p if attn.training else 0.0
-    context = F.scaled_dot_product_attention(q, k, v, attn_mask=key_mask, dropout_p=dropout, scale=attn.scaling)
+    scale = getattr(attn, "scaling", head_dim**-0.5)  # transformers < 5 has no attribute; the same value
+    context = F.scaled_dot_product_attention(q, k, v, attn_mask=key_mask, dropout_p=dropout, scale=scale)
     return context.transpose(1, 2).reshape(n * length, heads * head_dim)[keep]
