@@ -30,7 +30,7 @@ def test_siglip_initialisation() -> None:
     assert obj.scale().item() == pytest.approx(10.0, rel=1e-6)
     assert obj.bias.item() == -10.0
     assert dict(obj.named_parameters()).keys() == {"bias", "temperature.log_scale"}
-    frozen = get("siglip", learnable=False)
+    frozen = get("siglip", learnable_temperature=False)
     assert list(frozen.parameters()) == []
     assert frozen.scale().item() == pytest.approx(10.0, rel=1e-6) and frozen.bias.item() == -10.0
 

@@ -64,7 +64,7 @@ def test_each_dataset_gets_its_objective_and_prompts(tmp_path, files):
             "name": "b",
             "train": str(b),
             "weight": 1,
-            "objective": {"name": "siglip", "temperature": 0.1, "hparams": {"learnable": False}},
+            "objective": {"name": "siglip", "temperature": 0.1, "learnable_temperature": False},
         },
     ]
     cfg = config(tmp_path, datasets, "train.steps=12", "train.checkpoint_every=0")
@@ -77,7 +77,7 @@ def test_each_dataset_gets_its_objective_and_prompts(tmp_path, files):
     assert isinstance(sampler, MixtureSampler)
     losses = {
         "a": ContrastiveLoss("infonce", temperature=0.05),
-        "b": ContrastiveLoss("siglip", temperature=0.1, learnable=False),
+        "b": ContrastiveLoss("siglip", temperature=0.1, learnable_temperature=False),
     }
     prompts = {"a": "query: ", "b": None}
     encoder = TinyEncoder(dropout=0.0)

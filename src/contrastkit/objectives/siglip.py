@@ -25,7 +25,8 @@ class SigLIP(MatrixObjective):
     Args:
         temperature: ``1 / t``; default 0.1 (t = 10).
         bias: initial ``b`` (default -10).
-        learnable: train ``log t`` and ``b`` (default True).
+        learnable_temperature: train ``log t`` and ``b`` (default True; the keyword every objective with a
+            temperature takes).
     """
 
     info = ObjectiveInfo(
@@ -45,14 +46,14 @@ class SigLIP(MatrixObjective):
         *,
         temperature: float | Temperature | None = None,
         bias: float = -10.0,
-        learnable: bool = True,
+        learnable_temperature: bool = True,
     ) -> None:
         tau = self.info.default_temperature if temperature is None else temperature
         if not isinstance(tau, Temperature):
-            tau = Temperature(float(tau), learnable=learnable)
+            tau = Temperature(float(tau), learnable=learnable_temperature)
         super().__init__(temperature=tau)
         b = torch.tensor(float(bias))
-        self.bias = nn.Parameter(b) if learnable else nn.Buffer(b)
+        self.bias = nn.Parameter(b) if learnable_temperature else nn.Buffer(b)
 
     @property
     def reducer(self) -> RowReducer:

@@ -103,7 +103,8 @@ def build_contrastive_loss(objective: ObjectiveConfig, scale: ScaleConfig) -> Co
     if objective.temperature is not None:
         hparams["temperature"] = objective.temperature
     if objective.learnable_temperature is not None:
-        hparams[learnable_key(cls, objective.name)] = objective.learnable_temperature
+        check_learnable(cls, objective.name)
+        hparams["learnable_temperature"] = objective.learnable_temperature
     try:
         instance = REGISTRY.get(objective.name, **hparams)
     except (TypeError, ValueError) as err:
@@ -118,17 +119,14 @@ def build_contrastive_loss(objective: ObjectiveConfig, scale: ScaleConfig) -> Co
         raise ConfigError("scale.tile_size", str(err)) from None
 
 
-def learnable_key(cls: type, name: str) -> str:
-    """The keyword that makes objective ``cls``'s temperature learnable (``learnable`` for SigLIP).
+def check_learnable(cls: type, name: str) -> None:
+    """Objective ``cls`` takes ``learnable_temperature``.
 
     Raises:
         ConfigError: at ``objective.learnable_temperature`` when ``cls`` has no temperature to train.
     """
-    params = inspect.signature(cls.__init__).parameters
-    for key in ("learnable_temperature", "learnable"):
-        if key in params:
-            return key
-    raise ConfigError("objective.learnable_temperature", f"{name!r} has no temperature to train or freeze")
+    if "learnable_temperature" not in inspect.signature(cls.__init__).parameters:
+        raise ConfigError("objective.learnable_temperature", f"{name!r} has no temperature to train or freeze")
 
 
 def label_index(examples: Sequence[Example]) -> dict[int | str, int]:
