@@ -140,7 +140,10 @@ RECIPES: dict[str, Recipe] = {
                     "batch 128, 1 epoch, warmup_ratio 0.1, Trainer default lr 5e-5)",
                 ),
             ),
-            earlier=(("nli_supervised_lr2e-5", "nli_supervised, first version (lr 2e-5)"),),
+            earlier=(
+                ("nli_supervised_lr2e-5", "nli_supervised, first version (lr 2e-5)"),
+                ("nli_supervised_padded", "nli_supervised before the padding-free forward (dropout draws differ)"),
+            ),
         ),
         Recipe("unsup_simcse", supervised=False, peers=(_SIMCSE_PEER,)),
         Recipe("unsup_laser", supervised=False, prepared="laser", peer_from="unsup_simcse"),
