@@ -9,7 +9,9 @@ loop, GradCache, evaluation and diagnostics never depend on which one it is:
 * ``forward(features) -> Tensor``: (n, dim) embeddings with gradient,
   l2-normalised when ``normalize`` is True.
 * ``encode(texts, ...)``: inference, no gradient, sorted by length and batched,
-  returned in input order as a float32 CPU tensor.
+  returned in input order as a float32 CPU tensor; each batch goes through
+  ``embed_batch`` (``forward(tokenize(...))`` unless an encoder has a faster
+  inference path, as the static encoder does).
 * ``save(path)``: a sentence-transformers folder (safetensors), written
   atomically, that ``SentenceTransformer(path)`` loads.
 
@@ -69,6 +71,11 @@ class Encoder(nn.Module):
             raise KeyError(f"unknown prompt name {prompt_name!r}; this encoder has {sorted(self.prompts) or 'none'}")
         return self.prompts[prompt_name]
 
+    def embed_batch(self, texts: Sequence[str], prompt: str | None) -> Tensor:
+        """(len(texts), dim) embeddings of one inference batch (``encode`` calls it in eval mode, without
+        gradient): ``forward(tokenize(texts))``. An encoder with a faster inference path overrides it."""
+        return self(self.tokenize(texts, prompt=prompt))
+
     @torch.no_grad()
     def encode(
         self,
@@ -87,8 +94,7 @@ class Encoder(nn.Module):
             chunks = []
             for start in range(0, len(order), batch_size):
                 batch = [texts[i] for i in order[start : start + batch_size]]
-                features = self.tokenize(batch, prompt=prompt)
-                chunks.append(self(features).float().cpu())
+                chunks.append(self.embed_batch(batch, prompt).float().cpu())
         finally:
             self.train(was_training)
         if not chunks:
