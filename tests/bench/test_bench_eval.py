@@ -2,27 +2,20 @@
 
 from __future__ import annotations
 
-import importlib.util
 import math
-import sys
 from pathlib import Path
 
 import pytest
 import torch
+from bench_helpers import load_bench
 
-BENCH_DIR = Path(__file__).resolve().parents[2] / "bench"
 WORDS = ["cat", "dog", "car", "bus", "sun", "rain", "red", "blue"]
 
 
 @pytest.fixture(scope="module")
 def bench():
     with pytest.MonkeyPatch.context() as mp:
-        mp.syspath_prepend(str(BENCH_DIR))
-        spec = importlib.util.spec_from_file_location("bench_eval", BENCH_DIR / "eval.py")
-        module = importlib.util.module_from_spec(spec)
-        mp.setitem(sys.modules, spec.name, module)
-        spec.loader.exec_module(module)
-        yield module
+        yield load_bench("bench_eval", "eval.py", mp)
 
 
 @pytest.fixture(scope="module")

@@ -2,24 +2,14 @@
 
 from __future__ import annotations
 
-import importlib.util
-import sys
-from pathlib import Path
-
 import pytest
-
-BENCH_DIR = Path(__file__).resolve().parents[2] / "bench"
+from bench_helpers import load_bench
 
 
 @pytest.fixture(scope="module")
 def nli():
     with pytest.MonkeyPatch.context() as mp:
-        mp.syspath_prepend(str(BENCH_DIR))
-        spec = importlib.util.spec_from_file_location("bench_nli_objectives", BENCH_DIR / "nli_objectives.py")
-        module = importlib.util.module_from_spec(spec)
-        mp.setitem(sys.modules, spec.name, module)
-        spec.loader.exec_module(module)
-        yield module
+        yield load_bench("bench_nli_objectives", "nli_objectives.py", mp)
 
 
 def test_every_variant_builds_its_loss(nli, tmp_path):

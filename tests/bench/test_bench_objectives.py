@@ -2,25 +2,16 @@
 
 from __future__ import annotations
 
-import importlib.util
 import math
-import sys
-from pathlib import Path
 
 import pytest
-
-BENCH_DIR = Path(__file__).resolve().parents[2] / "bench"
+from bench_helpers import load_bench
 
 
 @pytest.fixture(scope="module")
 def bench():
     with pytest.MonkeyPatch.context() as mp:
-        mp.syspath_prepend(str(BENCH_DIR))
-        spec = importlib.util.spec_from_file_location("bench_objectives", BENCH_DIR / "objectives.py")
-        module = importlib.util.module_from_spec(spec)
-        mp.setitem(sys.modules, spec.name, module)
-        spec.loader.exec_module(module)
-        yield module
+        yield load_bench("bench_objectives", "objectives.py", mp)
 
 
 @pytest.mark.parametrize(("objective", "positives"), [("infonce", 1), ("summarglh", 2)])

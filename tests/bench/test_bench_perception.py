@@ -3,27 +3,19 @@
 from __future__ import annotations
 
 import argparse
-import importlib.util
-import sys
 from pathlib import Path
 
 import pytest
+from bench_helpers import load_bench
 
 ROOT = Path(__file__).resolve().parents[2]
-
-BENCH_DIR = ROOT / "bench"
 DATA = ROOT.parent / "shared" / "data"
 
 
 @pytest.fixture(scope="module")
 def bench():
     with pytest.MonkeyPatch.context() as mp:
-        mp.syspath_prepend(str(BENCH_DIR))
-        spec = importlib.util.spec_from_file_location("bench_perception", BENCH_DIR / "perception.py")
-        module = importlib.util.module_from_spec(spec)
-        mp.setitem(sys.modules, spec.name, module)
-        spec.loader.exec_module(module)
-        yield module
+        yield load_bench("bench_perception", "perception.py", mp)
 
 
 def _args(**kw) -> argparse.Namespace:

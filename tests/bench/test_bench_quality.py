@@ -3,31 +3,19 @@
 from __future__ import annotations
 
 import argparse
-import importlib.util
 import json
-import sys
-from pathlib import Path
 
 import pytest
+from bench_helpers import load_bench
 
-BENCH_DIR = Path(__file__).resolve().parents[2] / "bench"
 WORDS = ["red", "green", "blue", "cat", "dog", "fish", "sun", "moon", "star", "tree", "car", "bus"]
-
-
-def _load(name: str, file: str, mp: pytest.MonkeyPatch):
-    spec = importlib.util.spec_from_file_location(name, BENCH_DIR / file)
-    module = importlib.util.module_from_spec(spec)
-    mp.setitem(sys.modules, spec.name, module)
-    spec.loader.exec_module(module)
-    return module
 
 
 @pytest.fixture(scope="module")
 def bench():
     with pytest.MonkeyPatch.context() as mp:
-        mp.syspath_prepend(str(BENCH_DIR))
-        work = _load("_quality_work", "_quality_work.py", mp)
-        quality = _load("bench_quality", "quality.py", mp)
+        work = load_bench("_quality_work", "_quality_work.py", mp)
+        quality = load_bench("bench_quality", "quality.py", mp)
         yield quality, work
 
 

@@ -2,28 +2,22 @@
 
 from __future__ import annotations
 
-import importlib.util
 import math
 import sys
 from pathlib import Path
 
 import pytest
 import torch
+from bench_helpers import load_bench
 
 TESTS_DIR = Path(__file__).resolve().parents[1]
-BENCH_DIR = TESTS_DIR.parent / "bench"
 
 
 @pytest.fixture(scope="module")
 def bench():
     with pytest.MonkeyPatch.context() as mp:
-        mp.syspath_prepend(str(BENCH_DIR))
         mp.syspath_prepend(str(TESTS_DIR / "training"))
-        spec = importlib.util.spec_from_file_location("bench_train_throughput", BENCH_DIR / "train_throughput.py")
-        module = importlib.util.module_from_spec(spec)
-        mp.setitem(sys.modules, spec.name, module)
-        spec.loader.exec_module(module)
-        yield module
+        yield load_bench("bench_train_throughput", "train_throughput.py", mp)
 
 
 @pytest.fixture(scope="module")
