@@ -49,19 +49,17 @@ def bert_tokenizer(folder: Path) -> BertTokenizerFast:
     return BertTokenizerFast(str(folder / "vocab.txt"), model_max_length=64)
 
 
-def tiny_bert_folder(folder: Path, *, seed: int = 0) -> Path:
-    """A 2-layer, 32-wide random BERT with its tokenizer, saved as a plain Hugging Face folder."""
-    tok = bert_tokenizer(folder / "_vocab")
+def tiny_bert(tok: BertTokenizerFast, *, seed: int = 0, **config) -> BertModel:
+    """A 2-layer, 32-wide random BERT over ``tok``'s vocabulary; ``config`` overrides ``BertConfig`` fields."""
     torch.manual_seed(seed)
-    cfg = BertConfig(
-        vocab_size=len(tok),
-        hidden_size=32,
-        num_hidden_layers=2,
-        num_attention_heads=2,
-        intermediate_size=64,
-        max_position_embeddings=64,
-    )
-    BertModel(cfg).save_pretrained(str(folder))
+    defaults = {"hidden_size": 32, "num_hidden_layers": 2, "num_attention_heads": 2, "intermediate_size": 64}
+    return BertModel(BertConfig(vocab_size=len(tok), max_position_embeddings=64, **{**defaults, **config}))
+
+
+def tiny_bert_folder(folder: Path, *, seed: int = 0) -> Path:
+    """:func:`tiny_bert` with its tokenizer, saved as a plain Hugging Face folder."""
+    tok = bert_tokenizer(folder / "_vocab")
+    tiny_bert(tok, seed=seed).save_pretrained(str(folder))
     tok.save_pretrained(str(folder))
     return folder
 

@@ -4,29 +4,25 @@ from __future__ import annotations
 
 import pytest
 import torch
-from encoder_helpers import SENTENCES, bert_tokenizer, tiny_gpt2
-from transformers import BertConfig, BertModel
+from encoder_helpers import SENTENCES, bert_tokenizer, tiny_bert, tiny_gpt2
+from transformers import BertModel
 
 from contrastkit.encoders.text import TextEncoder
 from contrastkit.encoders.unpad import supports_unpadded, unpadded_token_states
 
 
-def tiny_bert(tmp_path, *, dropout: float = 0.0, **config) -> tuple[BertModel, object]:
+def tiny_bert64(tmp_path, *, dropout: float = 0.0, **config) -> tuple[BertModel, object]:
+    """encoder_helpers' tiny BERT in float64, 4 heads, 2 token types, dropout as given; and its tokenizer."""
     tok = bert_tokenizer(tmp_path / "vocab")
-    torch.manual_seed(0)
-    cfg = BertConfig(
-        vocab_size=len(tok),
-        hidden_size=32,
-        num_hidden_layers=2,
+    model = tiny_bert(
+        tok,
         num_attention_heads=4,
-        intermediate_size=64,
-        max_position_embeddings=64,
         type_vocab_size=2,
         hidden_dropout_prob=dropout,
         attention_probs_dropout_prob=dropout,
         **config,
     )
-    return BertModel(cfg).double(), tok
+    return model.double(), tok
 
 
 def features(tok, *, side: str = "right", pairs: bool = False) -> dict[str, torch.Tensor]:
@@ -38,7 +34,7 @@ def features(tok, *, side: str = "right", pairs: bool = False) -> dict[str, torc
 
 @pytest.mark.parametrize(("side", "pairs"), [("right", False), ("left", False), ("right", True)])
 def test_states_equal_the_padded_forward_at_attended_positions(tmp_path, side, pairs):
-    model, tok = tiny_bert(tmp_path)
+    model, tok = tiny_bert64(tmp_path)
     model.eval()
     f = features(tok, side=side, pairs=pairs)
     mask = f["attention_mask"].bool()
@@ -52,7 +48,7 @@ def test_states_equal_the_padded_forward_at_attended_positions(tmp_path, side, p
 
 
 def test_gradients_equal_the_padded_forward(tmp_path):
-    model, tok = tiny_bert(tmp_path)
+    model, tok = tiny_bert64(tmp_path)
     model.train()  # dropout probabilities are 0: train mode, deterministic
     f = features(tok, pairs=True)
     mask = f["attention_mask"].unsqueeze(-1).double()
@@ -71,7 +67,7 @@ def test_gradients_equal_the_padded_forward(tmp_path):
 
 
 def test_dropout_is_deterministic_by_seed_and_active_in_training(tmp_path):
-    model, tok = tiny_bert(tmp_path, dropout=0.2)
+    model, tok = tiny_bert64(tmp_path, dropout=0.2)
     f = features(tok)
     mask = f["attention_mask"].bool()
     model.train()
@@ -88,15 +84,15 @@ def test_dropout_is_deterministic_by_seed_and_active_in_training(tmp_path):
 
 
 def test_supported_models(tmp_path):
-    model, _ = tiny_bert(tmp_path)
+    model, _ = tiny_bert64(tmp_path)
     assert supports_unpadded(model)
-    assert not supports_unpadded(tiny_bert(tmp_path, position_embedding_type="relative_key")[0])
-    assert not supports_unpadded(tiny_bert(tmp_path, is_decoder=True)[0])
+    assert not supports_unpadded(tiny_bert64(tmp_path, position_embedding_type="relative_key")[0])
+    assert not supports_unpadded(tiny_bert64(tmp_path, is_decoder=True)[0])
     assert not supports_unpadded(tiny_gpt2(lm=False)[0])
 
 
 def test_text_encoder_embeddings_do_not_depend_on_the_path(tmp_path):
-    model, tok = tiny_bert(tmp_path)
+    model, tok = tiny_bert64(tmp_path)
     encoder = TextEncoder(model, tok, pooling="mean")
     assert encoder.unpad
     fast = encoder.encode(SENTENCES, batch_size=5)
@@ -109,7 +105,7 @@ def test_text_encoder_embeddings_do_not_depend_on_the_path(tmp_path):
 def test_lora_adapters_are_used_and_trained(tmp_path):
     from peft import LoraConfig, inject_adapter_in_model
 
-    model, tok = tiny_bert(tmp_path)
+    model, tok = tiny_bert64(tmp_path)
     model = inject_adapter_in_model(LoraConfig(r=2, target_modules=["query", "value", "dense"]), model)
     for name, p in model.named_parameters():
         if "lora_B" in name:
