@@ -224,3 +224,15 @@ def fmt_bytes(n: float | None) -> str:
     if n >= 1e9:
         return f"{n / 1e9:.2f} GB"
     return f"{n / 1e6:.0f} MB"
+
+
+def report_head(title: str, command: str, info: dict[str, object]) -> list[str]:
+    """A report's first lines: its title, the command that produced it and the machine (``machine_info()``)."""
+    return [title, "", f"Command: `{command}`", "", "Machine: " + ", ".join(f"{k}={v}" for k, v in info.items()), ""]
+
+
+def save_report(text: str, out: Path | None) -> None:
+    """Write a markdown report to ``out`` (its folder made) when one is given."""
+    if out:
+        out.parent.mkdir(parents=True, exist_ok=True)
+        out.write_text(text, encoding="utf-8")

@@ -27,15 +27,14 @@ from __future__ import annotations
 import argparse
 import os
 import sys
-from functools import partial
 from pathlib import Path
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from _measure import machine_info
+from _measure import machine_info, report_head, save_report
 from _quality_work import ROOT
-from quality import cached, run_job
+from quality import cached, run_job, train_and_score
 
 RECIPE = ROOT / "configs" / "recipes" / "nli_supervised.yaml"
 DEV_SETS = (
@@ -59,22 +58,14 @@ def variant_row(args: argparse.Namespace, label: str, overrides: tuple[str, ...]
         "overrides": [*overrides, "objective.temperature=0.05", f"data.seed={seed}", f"train.seed={seed}",
                       f"train.output_dir={args.work / slug}", "train.progress=false", "train.tensorboard=false"],
     }  # fmt: skip
-    trained = cached(args.work / f"{slug}_train.json", False, partial(run_job, "train_contrastkit", spec, args.timeout))
-    scored = cached(args.work / f"{slug}_eval.json", False, lambda t=trained: run_job("evaluate", {
-        "model": t["model"], "sets": list(DEV_SETS)}, args.timeout))  # fmt: skip
+    trained, scored = train_and_score(args.work, slug, spec, list(DEV_SETS), args.timeout)
     scores = [scored["scores"][s[0]] for s in DEV_SETS]
     return (label, seed, *scores, trained["train_s"])
 
 
 def report(rows: list[tuple], base: list[float], command: str) -> str:
-    info = machine_info()
     lines = [
-        "## NLI recipe: which objective (dev sets only)",
-        "",
-        f"Command: `{command}`",
-        "",
-        "Machine: " + ", ".join(f"{k}={v}" for k, v in info.items()),
-        "",
+        *report_head("## NLI recipe: which objective (dev sets only)", command, machine_info()),
         "Everything as configs/recipes/nli_supervised.yaml (batch 128, 45 steps, lr 5e-5) except the objective; "
         "temperature 0.05 for all. Spearman x 100; mean over the two dev sets and over seeds.",
         "",
@@ -112,9 +103,7 @@ def main(argv: list[str] | None = None) -> None:
     command = " ".join(["python", "bench/nli_objectives.py", *(argv or sys.argv[1:])])
     text = report(rows, [base_scores[s[0]] for s in DEV_SETS], command)
     print(text)
-    if args.out:
-        args.out.parent.mkdir(parents=True, exist_ok=True)
-        args.out.write_text(text, encoding="utf-8")
+    save_report(text, args.out)
 
 
 if __name__ == "__main__":

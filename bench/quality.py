@@ -40,7 +40,7 @@ from typing import Any
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from _measure import machine_info, run_json_subprocess
+from _measure import machine_info, report_head, run_json_subprocess, save_report
 from _quality_work import DATA, EVAL_SETS, ROOT
 
 WORK = Path(__file__).resolve().parent / "_quality_work.py"
@@ -202,6 +202,15 @@ def cached(path: Path, force: bool, make: Any) -> dict[str, Any]:
     result = make()
     atomic_write(path, json.dumps(result, indent=2))
     return result
+
+
+def train_and_score(work: Path, slug: str, spec: dict[str, Any], sets: list, timeout: float) -> tuple[dict, dict]:
+    """``train_contrastkit`` with ``spec``, then its model scored on ``sets`` (``evaluate``); each result cached
+    as ``work/<slug>_{train,eval}.json``."""
+    trained = cached(work / f"{slug}_train.json", False, lambda: run_job("train_contrastkit", spec, timeout))
+    scored = cached(work / f"{slug}_eval.json", False, lambda: run_job("evaluate", {
+        "model": trained["model"], "sets": sets}, timeout))  # fmt: skip
+    return trained, scored
 
 
 def resolve_data(entry: str, data_dir: Path) -> str:
@@ -521,12 +530,7 @@ def report(args: argparse.Namespace, command: str, info: dict[str, Any]) -> str:
         for peer in r.peers
     ] + [f"- {r.name}: the peer of {r.peer_from}" for r in RECIPES.values() if r.peer_from]
     return "\n".join([
-        "## Recipes vs sentence-transformers: quality (CPU)",
-        "",
-        f"Command: `{command}`",
-        "",
-        "Machine: " + ", ".join(f"{k}={v}" for k, v in info.items()),
-        "",
+        *report_head("## Recipes vs sentence-transformers: quality (CPU)", command, info),
         "Scores x 100: Spearman (STS sets), nDCG@10 (SciFact test, PIQA as retrieval without instruction), all by "
         "contrastkit's evaluation (transformers read at 256 tokens). avg: the 7 sets; held-out avg: "
         f"{', '.join(HELD_OUT)} (never used to choose a setting; STS-B dev and SICK-R trial were). train s: wall "
@@ -598,9 +602,7 @@ def main(argv: list[str] | None = None) -> None:
     text = report(args, command, info)
     print("\n" + text)
     print(f"total wall time: {time.perf_counter() - start:.0f} s")
-    if args.out:
-        args.out.parent.mkdir(parents=True, exist_ok=True)
-        args.out.write_text(text, encoding="utf-8")
+    save_report(text, args.out)
 
 
 if __name__ == "__main__":

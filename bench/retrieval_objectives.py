@@ -27,16 +27,15 @@ import argparse
 import json
 import os
 import sys
-from functools import partial
 from pathlib import Path
 from typing import Any
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from _measure import machine_info
+from _measure import machine_info, report_head, save_report
 from _quality_work import DATA, ROOT
-from quality import cached, run_job
+from quality import cached, run_job, train_and_score
 
 RECIPE = ROOT / "configs" / "recipes" / "retrieval_scifact.yaml"
 # (label, objective, layout): layout "grouped" = the recipe's, "pairs" = the peer's
@@ -89,26 +88,16 @@ def main(argv: list[str] | None = None) -> None:
             "overrides": [f"objective.name={objective}", f"data.train={json.dumps([str(data[layout])])}",
                           f"train.output_dir={work / slug}", "train.progress=false", "train.tensorboard=false"],
         }  # fmt: skip
-        trained = cached(work / f"{slug}_train.json", False, partial(run_job, "train_contrastkit", spec, args.timeout))
-        scored = cached(work / f"{slug}_eval.json", False, lambda t=trained: run_job("evaluate", {
-            "model": t["model"], "sets": sets}, args.timeout))  # fmt: skip
+        trained, scored = train_and_score(work, slug, spec, sets, args.timeout)
         rows.append((label, objective, layout, scored["scores"]["SciFact train-dev"], trained["train_s"]))
     text = report(rows, prepared, args, " ".join(["python", "bench/retrieval_objectives.py", *(argv or sys.argv[1:])]))
     print(text)
-    if args.out:
-        args.out.parent.mkdir(parents=True, exist_ok=True)
-        args.out.write_text(text, encoding="utf-8")
+    save_report(text, args.out)
 
 
 def report(rows: list[tuple], prepared: dict[str, Any], args: argparse.Namespace, command: str) -> str:
-    info = machine_info()
     lines = [
-        "## SciFact retrieval recipe: which objective (held-out train queries)",
-        "",
-        f"Command: `{command}`",
-        "",
-        "Machine: " + ", ".join(f"{k}={v}" for k, v in info.items()),
-        "",
+        *report_head("## SciFact retrieval recipe: which objective (held-out train queries)", command, machine_info()),
         f"Train: {prepared['queries']} SciFact train queries ({prepared['no_negative']} without a negative that "
         f"passes the filters; peer layout: {prepared['pairs']} rows), up to {args.num_negatives} mined negatives. "
         f"Dev: the other {prepared['dev']} train queries, nDCG@10 x 100 over {args.dev_corpus} documents (their "

