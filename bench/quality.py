@@ -29,6 +29,7 @@ Usage::
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import os
 import sys
@@ -253,6 +254,7 @@ def prepare(args: argparse.Namespace) -> dict[str, Any]:
     return out
 
 
+@functools.cache
 def recipe_seed(recipe: Recipe) -> int:
     """The recipe config's own seed (``data.seed``; its runs' results carry no seed in their names)."""
     from contrastkit.training import load_config
@@ -398,8 +400,8 @@ def _row(cells: list[str]) -> str:
 
 def seeds_done(args: argparse.Namespace, recipe: Recipe, owner: str, side: str) -> dict[int, dict[str, float]]:
     """Seed -> scores of every evaluated run of ``owner``'s ``side`` (the recipe's own seed and ``seed<N>`` ones)."""
-    own = recipe_seed(recipe)
-    found = {own: load(args, owner, side, "eval")} if load(args, owner, side, "eval") else {}
+    own = load(args, owner, side, "eval")
+    found = {recipe_seed(recipe): own} if own else {}
     for path in (args.work / "results").glob(f"{owner}_{side}_seed*_eval.json"):
         seed = path.name[len(f"{owner}_{side}_seed") : -len("_eval.json")]
         if seed.isdigit():
