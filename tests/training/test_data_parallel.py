@@ -31,6 +31,8 @@ COMMON = [
 CASES = {
     "infonce_negatives": ["objective.name=infonce"],
     "gradcache_learnable_tau": ["scale.gradcache_chunk=3", "objective.learnable_temperature=true"],
+    # a fast temperature: its gradient is each rank's share until the trainer averages it over ranks
+    "learnable_tau_fast": ["objective.learnable_temperature=true", "optim.temperature_lr=0.5"],
     "clip_matryoshka": ["objective.name=clip", "scale.matryoshka_dims=[8, 4]"],
     "simcse_sup_views": ["objective.name=simcse_sup"],
 }
@@ -75,6 +77,12 @@ def test_two_ranks_match_one_process(runs, case) -> None:
     ddp = load_file(root / case / "ddp" / "final" / "model.safetensors")
     for key in single:
         assert torch.allclose(single[key], ddp[key], atol=2e-5, rtol=1e-4), key
+    last = "checkpoints/step-000000003/loss.safetensors"
+    if (root / case / "single" / last).is_file():  # the loss module's weights (a learnable temperature) too
+        single_loss, ddp_loss = (load_file(root / case / run / last) for run in ("single", "ddp"))
+        assert single_loss.keys() == ddp_loss.keys()
+        for key in single_loss:
+            assert torch.allclose(single_loss[key], ddp_loss[key], atol=2e-5, rtol=1e-4), key
     initial = TinyEncoder(dropout=0.0).state_dict()
     assert any(not torch.allclose(initial[k], single[k]) for k in single)  # it did train
     ones = [r["loss"] for r in read_metrics(root / case / "single" / "metrics.jsonl")]

@@ -5,6 +5,7 @@ test against the plain single-device dense computation.
 """
 
 from contrastkit.scale.distributed import (
+    average_gradients,
     gather_candidates,
     gather_with_grad,
     global_parts_loss,
@@ -26,6 +27,7 @@ __all__ = [
     "MemoryQueue",
     "RngState",
     "append_columns",
+    "average_gradients",
     "gather_candidates",
     "gather_with_grad",
     "global_parts_loss",

@@ -33,11 +33,12 @@ everywhere.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import replace
 
 import torch
 import torch.distributed as dist
-from torch import Tensor
+from torch import Tensor, nn
 
 from contrastkit.objectives.reducers import LossParts
 from contrastkit.objectives.targets import Targets
@@ -174,6 +175,31 @@ def global_parts_loss(parts: list[LossParts]) -> Tensor:
     kept = kept.clamp(min=1)
     losses = [p.total * size / k.to(p.total.dtype) for p, k in zip(parts, kept, strict=True)]
     return sum(losses) / len(losses)
+
+
+def average_gradients(parameters: Iterable[nn.Parameter]) -> None:
+    """Replace each parameter's ``.grad`` by its mean over ranks (one all-reduce); nothing in one process.
+
+    For parameters outside the DDP-wrapped encoder, such as a loss module's
+    learnable temperature. With :func:`global_parts_loss` rank r's loss is
+    its share ``l_r`` and the global loss is ``mean_r l_r``, so the global
+    gradient is the mean of the ranks' gradients; a loss computed whole on
+    every rank has the same gradient everywhere, which the mean keeps. A
+    gradient that is None on every rank stays None (an optimizer skips it);
+    every rank must call this with the same parameters in the same order.
+    """
+    _, size = world()
+    params = [p for p in parameters if p.requires_grad]
+    if size == 1 or not params:
+        return
+    flat = [p.grad.reshape(-1) if p.grad is not None else torch.zeros_like(p).reshape(-1) for p in params]
+    present = torch.tensor([float(p.grad is not None) for p in params], device=params[0].device)
+    buffer = torch.cat([*flat, present.to(flat[0].dtype)])
+    dist.all_reduce(buffer, op=dist.ReduceOp.SUM)
+    counts = buffer[-len(params) :]
+    for p, part, count in zip(params, buffer[: -len(params)].split([f.numel() for f in flat]), counts, strict=True):
+        if count > 0:
+            p.grad = (part / size).reshape(p.shape).to(p.dtype)
 
 
 def mean_over_ranks(value: Tensor) -> Tensor:

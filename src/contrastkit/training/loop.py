@@ -46,7 +46,7 @@ from torch import nn
 from contrastkit.data.examples import Batch, Example, collate
 from contrastkit.data.mixture import MixtureSampler
 from contrastkit.encoders.base import Encoder
-from contrastkit.scale.distributed import mean_over_ranks, world
+from contrastkit.scale.distributed import average_gradients, mean_over_ranks, world
 from contrastkit.training import faults
 from contrastkit.training.build import build_encoder, count_steps, view_examples
 from contrastkit.training.callbacks import Callback, CallbackContext, StopTraining, run_evaluation
@@ -202,6 +202,7 @@ class Trainer:
                 losses.append(loss_fn(self.encoder, self.forward, batch, weight=1 / accum, scale_loss=scale))
             self.log.count(len(batch))
             self._step_sources.append(source)
+        average_gradients(self.batch_loss.parameters())  # DDP averages the encoder's; this, the loss module's
         loss = mean_over_ranks(torch.stack(losses).mean())
         if self.scaler is not None:
             self.scaler.unscale_(self.optimizer)
