@@ -173,8 +173,9 @@ class PoisonedEncoder(TinyEncoder):
         return out
 
 
-def tiny_bert(folder: str | Path) -> Path:
-    """A 2-layer, 32-wide random BERT (dropout 0.1) and a WordPiece tokenizer over WORDS, as a Hugging Face folder."""
+def tiny_bert(folder: str | Path, **config) -> Path:
+    """A 2-layer, 32-wide random BERT (dropout 0.1) and a WordPiece tokenizer over WORDS, as a Hugging Face folder;
+    ``config`` overrides ``BertConfig`` fields."""
     from transformers import BertConfig, BertModel, BertTokenizerFast
 
     folder = Path(folder)
@@ -189,6 +190,7 @@ def tiny_bert(folder: str | Path) -> Path:
         num_attention_heads=2,
         intermediate_size=37,
         max_position_embeddings=32,
+        **config,
     )
     BertModel(config).save_pretrained(str(folder))
     tokenizer.save_pretrained(str(folder))

@@ -17,8 +17,10 @@ bitwise; each path is deterministic by seed.
 
 Supported: ``transformers``' ``BertModel`` (BERT, MiniLM, BGE and E5 small /
 base, all-MiniLM-L6-v2) with absolute positions, as an encoder (no cross
-attention, no feed-forward chunking). :func:`supports_unpadded` says whether
-a model qualifies; others run their own padded forward.
+attention, no feed-forward chunking), with whole weights: under FSDP
+(``scale.fsdp``) its blocks' weights are gathered by their own forward, which
+this path does not call. :func:`supports_unpadded` says whether a model
+qualifies; others run their own padded forward.
 """
 
 from __future__ import annotations
@@ -26,11 +28,12 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
+from torch.distributed.fsdp import FSDPModule
 
 
 def supports_unpadded(model: nn.Module) -> bool:
     """Whether :func:`unpadded_token_states` reproduces ``model``'s forward (a plain ``BertModel`` encoder)."""
-    if type(model).__name__ != "BertModel":
+    if type(model).__name__ != "BertModel" or any(isinstance(layer, FSDPModule) for layer in model.encoder.layer):
         return False
     config = model.config
     return (

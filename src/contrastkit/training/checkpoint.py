@@ -23,13 +23,14 @@ import json
 import os
 import re
 import shutil
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import torch
-from safetensors.torch import load_model, save_model
-from torch import nn
+from safetensors.torch import load_model, save_file, save_model
+from torch import Tensor, nn
 
 from contrastkit.training import faults
 
@@ -78,10 +79,14 @@ def save_checkpoint(
     output_dir: str | Path,
     checkpoint: Checkpoint,
     *,
-    modules: dict[str, nn.Module],
-    optimizer: torch.optim.Optimizer,
+    modules: Mapping[str, nn.Module | Mapping[str, Tensor]],
+    optimizer: torch.optim.Optimizer | Mapping[str, Any],
 ) -> Path:
-    """Write ``checkpoint`` with the ``modules``' weights and ``optimizer`` state atomically; returns its folder."""
+    """Write ``checkpoint`` with the ``modules``' weights and ``optimizer`` state atomically; returns its folder.
+
+    A module may be given as its state dict and the optimizer as its state
+    (what a sharded run gathers, :mod:`contrastkit.training.sharding`).
+    """
     root = checkpoint_dir(output_dir)
     root.mkdir(parents=True, exist_ok=True)
     final = checkpoint_path(output_dir, checkpoint.step)
@@ -90,10 +95,16 @@ def save_checkpoint(
         shutil.rmtree(tmp)
     tmp.mkdir()
     for name, module in modules.items():
-        if module.state_dict():
-            save_model(module, str(tmp / f"{name}.safetensors"))
-            _fsync_file(tmp / f"{name}.safetensors")
-    _torch_save(optimizer.state_dict(), tmp / "optimizer.pt")
+        file = tmp / f"{name}.safetensors"
+        if isinstance(module, nn.Module):
+            if module.state_dict():
+                save_model(module, str(file))
+                _fsync_file(file)
+        elif module:
+            save_file({k: v.contiguous() for k, v in module.items()}, str(file))
+            _fsync_file(file)
+    state = optimizer.state_dict() if isinstance(optimizer, torch.optim.Optimizer) else dict(optimizer)
+    _torch_save(state, tmp / "optimizer.pt")
     _torch_save({"step": checkpoint.step, **checkpoint.state}, tmp / "state.pt")
     meta = {"step": checkpoint.step, **checkpoint.meta}
     (tmp / "trainer_state.json").write_text(json.dumps(meta, indent=2, default=str), encoding="utf-8")

@@ -195,6 +195,9 @@ class ScaleConfig:
     sub-batches of that many texts, each cut to its own longest text: the
     same embeddings with less padding (``encoders.subbatch``); None embeds
     each side in one call. GradCache chunks are always length-sorted and trimmed.
+    ``fsdp`` shards the encoder's weights, gradients and optimizer state over
+    the ranks of a ``torchrun`` launch instead of replicating them (DDP);
+    see :mod:`contrastkit.training.sharding`. One process ignores it.
     """
 
     gradcache_chunk: int | None = None
@@ -203,6 +206,7 @@ class ScaleConfig:
     queue_size: int = 0
     matryoshka_dims: tuple[int, ...] = ()
     matryoshka_weights: tuple[float, ...] | None = None
+    fsdp: bool = False
 
     def __post_init__(self) -> None:
         _check(self.gradcache_chunk is None or self.gradcache_chunk >= 1, "gradcache_chunk", "must be >= 1")
@@ -304,6 +308,10 @@ class Config:
     optim: OptimConfig = field(default_factory=OptimConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
     eval: EvalConfig = field(default_factory=EvalConfig)
+
+    def __post_init__(self) -> None:
+        lora = self.model.lora.enabled
+        _check(not (self.scale.fsdp and lora), "scale.fsdp", "does not combine with model.lora (use DDP for adapters)")
 
 
 def load_config(path: str | Path | None = None, overrides: Sequence[str] = ()) -> Config:

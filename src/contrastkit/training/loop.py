@@ -67,6 +67,7 @@ from contrastkit.training.optim import LRSchedule, build_optimizer, clip_gradien
 from contrastkit.training.rng import seed_everything
 from contrastkit.training.runlog import RunLog
 from contrastkit.training.schema import ConfigError
+from contrastkit.training.sharding import Sharding
 from contrastkit.training.sources import build_data_sampler, build_routing, load_sources
 from contrastkit.training.state import RunState, restore_run_state, save_run_state
 
@@ -123,7 +124,15 @@ class Trainer:
         self._build()
         self.log = RunLog(cfg, self.output_dir, total_steps=self.total_steps, main=self.rank == 0)
         self.state = RunState(
-            cfg, self.encoder, self.batch_loss, self.optimizer, self.sampler, self.guard, self.scaler, self.schedule
+            cfg,
+            self.encoder,
+            self.batch_loss,
+            self.optimizer,
+            self.sampler,
+            self.guard,
+            self.scaler,
+            self.schedule,
+            self.sharding,
         )
         changed: list[str] = []
         if resume_from is not None:
@@ -134,6 +143,9 @@ class Trainer:
             self.log.message(self.routing.describe(self.sampler))
         if self.lora_summary is not None:
             self.log.message(self.lora_summary.describe())
+        if self.sharding is not None:
+            blocks = self.sharding.blocks
+            self.log.message(f"FSDP: the encoder is sharded over {self.world} processes ({blocks} blocks + root)")
         if changed:
             self.log.message(f"note: the config differs from the checkpoint's in {', '.join(changed)}")
         if cfg.train.resume and resume_from is None:
@@ -156,10 +168,11 @@ class Trainer:
             raise ConfigError("data.batch_size", f"{cfg.data.batch_size} is less than the {self.world} processes")
         self.sampler = build_data_sampler(cfg.data, self.sources)
         self.total_steps = count_steps(cfg.train, self.sampler, cfg.optim.grad_accumulation)
+        self.sharding = self._shard(encoder)  # before the optimizer: it holds the shards
         self.optimizer = build_optimizer(cfg.optim, encoder, self.batch_loss)
         self.schedule = LRSchedule(cfg.optim, self.total_steps)
         forward: nn.Module = EmbedForward(encoder, autocast_dtype(cfg.train.precision, self.device), self.device.type)
-        if self.world > 1:
+        if self.world > 1 and self.sharding is None:
             ids = [self.device.index] if self.device.type == "cuda" else None
             # encoders often hold parameters the embedding does not use (BERT's pooler under mean pooling)
             forward = nn.parallel.DistributedDataParallel(forward, device_ids=ids, find_unused_parameters=True)
@@ -167,6 +180,18 @@ class Trainer:
         self.scaler = grad_scaler(cfg.train.precision, self.device)
         self.guard = BadStepGuard(cfg.train.max_bad_steps)
         self._step_sources: list[int] = []
+
+    def _shard(self, encoder: Encoder) -> Sharding | None:
+        """FSDP over ``encoder`` when ``scale.fsdp`` is set and several processes run; else None."""
+        if not self.config.scale.fsdp or self.world == 1:
+            return None
+        return Sharding(encoder, self.batch_loss)  # the config refuses model.lora with it
+
+    def _full_encoder(self) -> Encoder:
+        """The encoder with whole weights: itself, or under FSDP a gathered CPU copy on rank 0 (the sharded
+        encoder on other ranks). Under FSDP every rank must call it (a collective)."""
+        full = self.sharding.full_encoder() if self.sharding is not None else None
+        return full if full is not None else self.encoder
 
     def _resume_point(self) -> Path | None:
         """The checkpoint to resume from; an error when earlier checkpoints would be overwritten."""
@@ -287,24 +312,21 @@ class Trainer:
         final = self.output_dir / "final"
         if self.lora_summary is not None:
             merge_lora(self.encoder)  # on every rank, so that all go on with the same (merged) model
+        encoder = self._full_encoder()
         if self.rank == 0:
-            self.encoder.save(final)
+            encoder.save(final)
         if self.world > 1:
             dist.barrier()
         if not (self.config.train.eval_every and self.step % self.config.train.eval_every == 0):
             with contextlib.suppress(StopTraining):
-                self._evaluate()
-        ctx = self._context(self.log.last_metrics)
+                self._evaluate(encoder)
+        ctx = self._context(self.log.last_metrics, encoder)
         for cb in self.callbacks:
             cb.on_train_end(ctx)
 
     def save_checkpoint(self) -> Path:
         """Write a checkpoint of the current step (rank 0) and prune old ones."""
-        path = (
-            save_run_state(self.state, self.output_dir, self.step, metrics=self.log.last_metrics)
-            if self.rank == 0
-            else None
-        )
+        path = save_run_state(self.state, self.output_dir, self.step, metrics=self.log.last_metrics)
         if self.world > 1:
             dist.barrier()
         self.last_checkpoint = path if self.rank == 0 else latest_checkpoint(self.output_dir)
@@ -312,11 +334,16 @@ class Trainer:
         self.log.checkpoint(self.step, self.last_checkpoint)
         return self.last_checkpoint
 
-    def _context(self, metrics: dict) -> CallbackContext:
-        return CallbackContext(self.config, self.encoder, self.output_dir, self.step, self.total_steps, dict(metrics))
+    def _context(self, metrics: dict, encoder: Encoder | None = None) -> CallbackContext:
+        encoder = self.encoder if encoder is None else encoder
+        return CallbackContext(self.config, encoder, self.output_dir, self.step, self.total_steps, dict(metrics))
 
-    def _evaluate(self) -> None:
-        results = run_evaluation(self.callbacks, self._context(self.log.last_metrics))
+    def _evaluate(self, encoder: Encoder | None = None) -> None:
+        """Run the evaluation callbacks on ``encoder`` (default: the whole-weights encoder, gathered under FSDP)."""
+        if not self.callbacks:
+            return
+        encoder = self._full_encoder() if encoder is None else encoder
+        results = run_evaluation(self.callbacks, self._context(self.log.last_metrics, encoder))
         if results:
             self.log.evaluation(self.step, results)
 

@@ -18,6 +18,7 @@ from dataclasses import dataclass
 
 import torch
 from torch import nn
+from torch.distributed.tensor import DTensor
 
 from contrastkit.training.config import OptimConfig
 
@@ -144,6 +145,28 @@ def clip_gradients(optimizer: torch.optim.Optimizer, max_norm: float | None) -> 
     A non-finite norm is returned as is (the caller skips the step).
     """
     params = [p for group in optimizer.param_groups for p in group["params"] if p.grad is not None]
+    if any(isinstance(p.grad, DTensor) for p in params):
+        return _clip_sharded(params, max_norm)
     if max_norm is not None:
         return float(torch.nn.utils.clip_grad_norm_(params, max_norm))
     return float(torch.nn.utils.get_total_norm([p.grad for p in params]))
+
+
+def _clip_sharded(params: list[nn.Parameter], max_norm: float | None) -> float:
+    """:func:`clip_gradients` when some gradients are FSDP shards (DTensors) and others plain (the loss's).
+
+    Each kind's norm is taken apart (a DTensor norm is completed over ranks),
+    then combined; both kinds are scaled by the same clipping factor.
+    """
+    kinds = [[p for p in params if isinstance(p.grad, DTensor) == sharded] for sharded in (True, False)]
+    norms = []
+    for kind in kinds:
+        if kind:
+            norm = torch.nn.utils.get_total_norm([p.grad for p in kind])
+            norms.append(float(norm.full_tensor() if isinstance(norm, DTensor) else norm))
+    total = math.sqrt(sum(n * n for n in norms))
+    if max_norm is not None and math.isfinite(total):
+        factor = min(1.0, max_norm / (total + 1e-6))
+        for p in params:
+            p.grad.mul_(factor)
+    return total

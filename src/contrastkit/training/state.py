@@ -16,19 +16,25 @@ import datetime as _dt
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
+import torch.distributed as dist
+from safetensors.torch import load_file
 from torch import nn
 
 from contrastkit.data.mixture import MixtureSampler
 from contrastkit.data.sampler import BatchSampler
+from contrastkit.scale.distributed import world
 from contrastkit.training.checkpoint import Checkpoint, load_checkpoint, prune_checkpoints, save_checkpoint
 from contrastkit.training.config import Config, config_dict, diff_configs
 from contrastkit.training.guard import BadStepGuard
 from contrastkit.training.optim import LRSchedule
 from contrastkit.training.rng import capture_rng, restore_rng
 from contrastkit.training.schema import ConfigError, build
+
+if TYPE_CHECKING:
+    from contrastkit.training.sharding import Sharding
 
 
 @dataclass
@@ -49,6 +55,7 @@ class RunState:
     guard: BadStepGuard
     scaler: torch.amp.GradScaler | None
     schedule: LRSchedule
+    sharding: Sharding | None = None
 
     def modules(self) -> dict[str, nn.Module]:
         return {"model": self.encoder, "loss": self.loss}
@@ -56,10 +63,23 @@ class RunState:
 
 def save_run_state(
     state: RunState, output_dir: str | Path, step: int, *, metrics: dict[str, Any] | None = None
-) -> Path:
-    """Checkpoint ``state`` at ``step`` into ``output_dir/checkpoints`` and keep the newest ``keep_checkpoints``."""
+) -> Path | None:
+    """Checkpoint ``state`` at ``step`` into ``output_dir/checkpoints`` and keep the newest ``keep_checkpoints``.
+
+    Every rank calls it (every rank's generators, and a sharded encoder's
+    weights and optimizer state, are gathered first); rank 0 writes and
+    returns the folder, other ranks None.
+    """
+    rngs = _rank_rngs()
+    modules: dict[str, Any] = state.modules()
+    optimizer: Any = state.optimizer
+    if state.sharding is not None:
+        modules["model"] = state.sharding.model_state()
+        optimizer = state.sharding.optimizer_state(state.optimizer)
+    if world()[0] != 0:
+        return None
     loop_state = {
-        "rng": capture_rng(),
+        "rng": rngs,
         "sampler": state.sampler.state_dict(),
         "guard": state.guard.state_dict(),
         "scaler": state.scaler.state_dict() if state.scaler is not None else {},
@@ -71,9 +91,7 @@ def save_run_state(
         "metrics": metrics or {},
         "config": config_dict(state.config),
     }
-    path = save_checkpoint(
-        output_dir, Checkpoint(step, loop_state, meta), modules=state.modules(), optimizer=state.optimizer
-    )
+    path = save_checkpoint(output_dir, Checkpoint(step, loop_state, meta), modules=modules, optimizer=optimizer)
     prune_checkpoints(output_dir, state.config.train.keep_checkpoints)
     return path
 
@@ -87,7 +105,13 @@ def restore_run_state(state: RunState, path: str | Path) -> tuple[int, list[str]
     """
     device = next((p.device for p in state.encoder.parameters()), torch.device("cpu"))
     try:
-        ckpt = load_checkpoint(path, modules=state.modules(), optimizer=state.optimizer, map_location=device)
+        if state.sharding is None:
+            ckpt = load_checkpoint(path, modules=state.modules(), optimizer=state.optimizer, map_location=device)
+        else:
+            ckpt = load_checkpoint(path, modules={"loss": state.loss})
+            model = load_file(Path(path) / "model.safetensors")
+            optimizer = torch.load(Path(path) / "optimizer.pt", map_location="cpu", weights_only=True)
+            state.sharding.load(model, state.optimizer, optimizer)
         state.sampler.load_state_dict(ckpt.state["sampler"])
     except (RuntimeError, ValueError, KeyError, FileNotFoundError) as err:
         raise ConfigError("train.resume", f"cannot resume from {path}: {err}") from None
@@ -95,8 +119,28 @@ def restore_run_state(state: RunState, path: str | Path) -> tuple[int, list[str]
     if state.scaler is not None and ckpt.state["scaler"]:
         state.scaler.load_state_dict(ckpt.state["scaler"])
     changed = _changed_keys(state.config, ckpt.meta.get("config"))
-    restore_rng(ckpt.state["rng"])
+    restore_rng(_own_rng(ckpt.state["rng"]))
     return ckpt.step, changed
+
+
+def _rank_rngs() -> dict[str, Any] | list[dict[str, Any]]:
+    """This process's generators, or under ``torchrun`` every rank's (ranks draw differently: dropout over
+    their own rows). A collective then."""
+    _, size = world()
+    if size == 1:
+        return capture_rng()
+    states: list[Any] = [None] * size
+    dist.all_gather_object(states, capture_rng())
+    return states
+
+
+def _own_rng(saved: dict[str, Any] | list[dict[str, Any]]) -> dict[str, Any]:
+    """This rank's generators from a checkpoint's: its own when the world size is the checkpoint's, else the
+    first rank's (a run resumed on another number of processes continues, but not bit for bit)."""
+    if isinstance(saved, dict):
+        return saved
+    rank, size = world()
+    return saved[rank] if len(saved) == size else saved[0]
 
 
 def _changed_keys(config: Config, saved: object) -> list[str]:
