@@ -160,7 +160,8 @@ class Trainer:
         self.examples = [ex for source in self.sources for ex in source.examples]
         encoder = self._given_encoder if self._given_encoder is not None else build_encoder(cfg.model)
         self.lora_summary = add_lora(encoder, cfg.model.lora) if cfg.model.lora.enabled else None
-        self.encoder = encoder.to(self.device).train()
+        fsdp = cfg.scale.fsdp and self.world > 1  # FSDP moves only this rank's shards to the device
+        self.encoder = (encoder if fsdp else encoder.to(self.device)).train()
         self.callbacks = [*build_evaluation_callbacks(cfg.eval, cfg.model, encoder), *self.callbacks]
         self.routing = build_routing(cfg, self.sources, encoder)  # one BatchLoss per distinct objective
         self.batch_loss = self.routing.module.to(self.device)
@@ -185,7 +186,7 @@ class Trainer:
         """FSDP over ``encoder`` when ``scale.fsdp`` is set and several processes run; else None."""
         if not self.config.scale.fsdp or self.world == 1:
             return None
-        return Sharding(encoder, self.batch_loss)  # the config refuses model.lora with it
+        return Sharding(encoder, self.batch_loss, self.device)  # the config refuses model.lora with it
 
     def _full_encoder(self) -> Encoder:
         """The encoder with whole weights: itself, or under FSDP a gathered CPU copy on rank 0 (the sharded

@@ -44,6 +44,7 @@ from torch.distributed.checkpoint.state_dict import (
     set_model_state_dict,
     set_optimizer_state_dict,
 )
+from torch.distributed.device_mesh import init_device_mesh
 from torch.distributed.fsdp import FSDPModule, fully_shard
 
 from contrastkit.encoders.base import Encoder
@@ -87,22 +88,25 @@ class Sharding:
     """FSDP2 over ``encoder`` (sharded in place at construction) and the collectives to save and restore it.
 
     Args:
-        encoder: the encoder, already on this rank's device; its blocks
-            (:func:`transformer_blocks`) and then itself become FSDP units.
+        encoder: the encoder, anywhere (the CPU: it may not fit the device);
+            its blocks (:func:`transformer_blocks`) and then itself become
+            FSDP units, and each rank's shards and the buffers move to ``device``.
         loss: the loss module (not sharded: a learnable temperature, a
             queue); named ``loss`` next to the encoder's ``model`` in the
             optimizer state, as in an unsharded checkpoint's files.
+        device: this rank's device (``cuda:<LOCAL_RANK>`` or the CPU).
 
     Build the optimizer *after* this (its parameters are the shards).
     """
 
-    def __init__(self, encoder: Encoder, loss: nn.Module) -> None:
+    def __init__(self, encoder: Encoder, loss: nn.Module, device: torch.device) -> None:
         self.template = meta_copy(encoder)
+        mesh = init_device_mesh(device.type, (world()[1],))
         blocks = transformer_blocks(encoder)
         for block in blocks:
-            fully_shard(block)
+            fully_shard(block, mesh=mesh)
         self.blocks = len(blocks)
-        fully_shard(encoder)
+        fully_shard(encoder, mesh=mesh)
         self.encoder = encoder
         self.modules = nn.ModuleDict({"model": encoder, "loss": loss})
 
