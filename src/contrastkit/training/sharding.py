@@ -45,7 +45,7 @@ from torch.distributed.checkpoint.state_dict import (
     set_optimizer_state_dict,
 )
 from torch.distributed.device_mesh import init_device_mesh
-from torch.distributed.fsdp import FSDPModule, fully_shard
+from torch.distributed.fsdp import fully_shard
 
 from contrastkit.encoders.base import Encoder
 from contrastkit.scale.distributed import world
@@ -54,11 +54,6 @@ _GATHER = StateDictOptions(full_state_dict=True, cpu_offload=True)
 _SCATTER = StateDictOptions(full_state_dict=True)  # every rank holds the full state and keeps its shards
 # parameters that never received a gradient (BERT's pooler under mean pooling) have no optimizer state
 _SCATTER_OPTIMIZER = StateDictOptions(full_state_dict=True, strict=False)
-
-
-def is_sharded(module: nn.Module) -> bool:
-    """Whether ``module`` or any of its submodules is an FSDP unit."""
-    return any(isinstance(m, FSDPModule) for m in module.modules())
 
 
 def transformer_blocks(module: nn.Module) -> list[nn.Module]:
