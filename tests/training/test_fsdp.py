@@ -18,6 +18,7 @@ real CLI on a random 2-layer BERT.
 
 from __future__ import annotations
 
+import re
 import socket
 from dataclasses import replace
 from pathlib import Path
@@ -119,7 +120,11 @@ def test_fsdp_ranks_match_one_process(runs, case) -> None:
     root, status, logs = runs["root"], runs["status"], runs["logs"]
     for name in ("single", "two/rank0", "two/rank1"):
         assert status[f"{case}/{name}"] == 0, logs[f"{case}-{name.replace('/', '-')}"]
-    assert "FSDP: the encoder is sharded over 2 processes (2 blocks + root)" in logs[f"{case}-two-rank0"]
+    line = next(line for line in logs[f"{case}-two-rank0"].splitlines() if line.startswith("FSDP: "))
+    local, total = (int(n.replace(",", "")) for n in re.findall(r"holds ([\d,]+) of its ([\d,]+)", line)[0])
+    assert "sharded over 2 processes (2 blocks + root)" in line
+    assert total == sum(t.numel() for t in load_file(root / "bert_parity" / "model.safetensors").values())
+    assert total / 2 - 100 <= local <= total / 2 + 100  # half of every tensor (rounded up per tensor)
     single, sharded = final_weights(root / case / "single"), final_weights(root / case / "two")
     assert single.keys() == sharded.keys()
     # the sharded blocks run BERT's own padded forward, the one process the padding-free one: the same function

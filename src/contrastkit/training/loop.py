@@ -144,8 +144,7 @@ class Trainer:
         if self.lora_summary is not None:
             self.log.message(self.lora_summary.describe())
         if self.sharding is not None:
-            blocks = self.sharding.blocks
-            self.log.message(f"FSDP: the encoder is sharded over {self.world} processes ({blocks} blocks + root)")
+            self.log.message(self.sharding.describe())
         if changed:
             self.log.message(f"note: the config differs from the checkpoint's in {', '.join(changed)}")
         if cfg.train.resume and resume_from is None:

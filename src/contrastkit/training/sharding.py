@@ -46,6 +46,7 @@ from torch.distributed.checkpoint.state_dict import (
 )
 from torch.distributed.device_mesh import init_device_mesh
 from torch.distributed.fsdp import fully_shard
+from torch.distributed.tensor import DTensor
 
 from contrastkit.encoders.base import Encoder
 from contrastkit.scale.distributed import world
@@ -104,6 +105,16 @@ class Sharding:
         fully_shard(encoder, mesh=mesh)
         self.encoder = encoder
         self.modules = nn.ModuleDict({"model": encoder, "loss": loss})
+
+    def describe(self) -> str:
+        """A log line: units, and how many of the encoder's parameters this rank holds."""
+        params = list(self.encoder.parameters())
+        total = sum(p.numel() for p in params)
+        local = sum(p.to_local().numel() if isinstance(p, DTensor) else p.numel() for p in params)
+        return (
+            f"FSDP: the encoder is sharded over {world()[1]} processes ({self.blocks} blocks + root); "
+            f"this process holds {local:,} of its {total:,} parameters"
+        )
 
     def model_state(self) -> dict[str, Tensor]:
         """The encoder's full state dict on rank 0's CPU (``{}`` on other ranks). Collective."""
