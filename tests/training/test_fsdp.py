@@ -8,8 +8,9 @@ real CLI on a random 2-layer BERT.
 * Parity: two FSDP ranks (each block and the root sharded) equal one
   process on the global batch, plain and with GradCache, with dropout off so
   both compute the same function: same logged losses, same weights (the
-  learnable temperature included) up to float32 rounding, and ``final/`` is
-  the whole model.
+  learnable temperature included) up to float32 rounding, the same STS
+  evaluation during training (on the whole encoder, gathered to rank 0),
+  and ``final/`` is the whole model.
 * Resume: two ranks SIGKILLed after step 3 and resumed from the step-2
   checkpoint end bitwise equal to an uninterrupted two-rank run, with dropout
   on and texts of uneven lengths (each rank draws its own masks, so each
@@ -53,6 +54,13 @@ def uneven_pairs(n: int) -> list[Example]:
     ]
 
 
+def write_sts(path: Path) -> Path:
+    """Pairs of WORDS with made-up scores (what is compared is the score, not its meaning)."""
+    rows = [(" ".join(WORDS[i : i + 3]), " ".join(WORDS[i + 1 : i + 5]), i % 5) for i in range(12)]
+    path.write_text("sentence1\tsentence2\tscore\n" + "".join(f"{a}\t{b}\t{s}\n" for a, b, s in rows))
+    return path
+
+
 def write_config(root: Path, name: str, *, dropout: float, steps: int) -> Path:
     bert = tiny_bert(root / f"bert_{name}", hidden_dropout_prob=dropout, attention_probs_dropout_prob=dropout)
     config = {
@@ -61,7 +69,8 @@ def write_config(root: Path, name: str, *, dropout: float, steps: int) -> Path:
         "objective": {"name": "infonce", "temperature": 0.1, "learnable_temperature": True},
         "optim": {"lr": 1e-2, "temperature_lr": 0.1, "grad_clip": 1.0},
         "scale": {"fsdp": True},
-        "train": {"steps": steps, "log_every": 1, "checkpoint_every": 2, "seed": 3},
+        "train": {"steps": steps, "log_every": 1, "checkpoint_every": 2, "seed": 3, "eval_every": 2},
+        "eval": {"sts": {"path": str(write_sts(root / f"{name}_sts.tsv"))}},
     }  # fmt: skip
     path = root / f"{name}.yaml"
     path.write_text(yaml.safe_dump(config))
@@ -133,9 +142,13 @@ def test_fsdp_ranks_match_one_process(runs, case) -> None:
         assert torch.allclose(single[key], sharded[key], atol=1e-4, rtol=1e-4), key
     initial = load_file(root / "bert_parity" / "model.safetensors")
     assert any(not torch.equal(initial[k], single[f"model.model.{k}"]) for k in initial)  # it did train
-    ones = [r["loss"] for r in read_metrics(root / case / "single" / "metrics.jsonl")]
-    twos = [r["loss"] for r in read_metrics(root / case / "two" / "metrics.jsonl")]
-    assert len(ones) == 3 and twos == pytest.approx(ones, rel=1e-4)
+    ones, twos = (read_metrics(root / case / run / "metrics.jsonl") for run in ("single", "two"))
+    assert len([r for r in ones if "loss" in r]) == 3
+    assert [r["loss"] for r in twos if "loss" in r] == pytest.approx([r["loss"] for r in ones if "loss" in r], rel=1e-4)
+    # evaluation (steps 2 and 3) runs on the whole encoder gathered to rank 0
+    key = "eval/parity_sts/spearman"
+    evals = [[r[key] for r in rows if key in r] for rows in (ones, twos)]
+    assert len(evals[0]) == 2 and evals[1] == pytest.approx(evals[0], abs=1e-6)
 
 
 def test_fsdp_final_folder_is_the_whole_model(runs) -> None:
