@@ -4,9 +4,11 @@ A checkpoint is a folder ``<output_dir>/checkpoints/step-<step:09d>/``:
 
 * ``<name>.safetensors``: each module's weights (``model``, and ``loss``
   when it holds state such as a learnable temperature), safetensors only;
-* ``optimizer.pt``: the optimizer's state dict;
-* ``state.pt``: RNG states, sampler position, queue, grad scaler and other
-  loop state (tensors and plain data only: read with ``weights_only=True``);
+* ``optimizer.pt``: the optimizer's state dict (under FSDP the full state,
+  keyed by parameter name: :mod:`contrastkit.training.sharding`);
+* ``state.pt``: RNG states (every rank's under ``torchrun``), sampler
+  position, queue, grad scaler and other loop state (tensors and plain data
+  only: read with ``weights_only=True``);
 * ``trainer_state.json``: step, config and metrics, for people.
 
 It is written into a hidden temp folder (``.tmp-...``), every file and the
