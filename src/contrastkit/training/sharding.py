@@ -5,8 +5,9 @@ and AdamW's two moments on every device. With ``scale.fsdp: true`` each rank
 holds ``1/world`` of each instead (PyTorch's FSDP2, ``fully_shard``): every
 transformer block is one unit, gathered just before its forward and backward
 and freed after, and the encoder's remaining weights (embeddings, heads) are
-the root unit. What a rank holds at a time is its shards plus one block's
-full weights, so an encoder that does not fit one device trains on several.
+the root unit. What a rank holds at a time is its shards plus the full
+weights of the block being computed (and the next one, prefetched), so an
+encoder that does not fit one device trains on several.
 
 The loss is the same as under DDP: candidates are gathered with gradient
 and FSDP's reduce-scatter averages the gradients, so training equals one
