@@ -189,8 +189,10 @@ def average_gradients(parameters: Iterable[nn.Parameter]) -> None:
     every rank must call this with the same parameters in the same order.
     """
     _, size = world()
+    if size == 1:
+        return
     params = [p for p in parameters if p.requires_grad]
-    if size == 1 or not params:
+    if not params:
         return
     flat = [p.grad.reshape(-1) if p.grad is not None else torch.zeros_like(p).reshape(-1) for p in params]
     present = torch.tensor([float(p.grad is not None) for p in params], device=params[0].device)

@@ -168,7 +168,9 @@ class Trainer:
             raise ConfigError("data.batch_size", f"{cfg.data.batch_size} is less than the {self.world} processes")
         self.sampler = build_data_sampler(cfg.data, self.sources)
         self.total_steps = count_steps(cfg.train, self.sampler, cfg.optim.grad_accumulation)
-        self.sharding = self._shard(encoder)  # before the optimizer: it holds the shards
+        # FSDP (one process ignores scale.fsdp; the config refuses it with model.lora) before the optimizer:
+        # the optimizer holds the shards
+        self.sharding = Sharding(encoder, self.batch_loss, self.device) if fsdp else None
         self.optimizer = build_optimizer(cfg.optim, encoder, self.batch_loss)
         self.schedule = LRSchedule(cfg.optim, self.total_steps)
         forward: nn.Module = EmbedForward(encoder, autocast_dtype(cfg.train.precision, self.device), self.device.type)
@@ -180,12 +182,6 @@ class Trainer:
         self.scaler = grad_scaler(cfg.train.precision, self.device)
         self.guard = BadStepGuard(cfg.train.max_bad_steps)
         self._step_sources: list[int] = []
-
-    def _shard(self, encoder: Encoder) -> Sharding | None:
-        """FSDP over ``encoder`` when ``scale.fsdp`` is set and several processes run; else None."""
-        if not self.config.scale.fsdp or self.world == 1:
-            return None
-        return Sharding(encoder, self.batch_loss, self.device)  # the config refuses model.lora with it
 
     def _full_encoder(self) -> Encoder:
         """The encoder with whole weights: itself, or under FSDP a gathered CPU copy on rank 0 (the sharded
