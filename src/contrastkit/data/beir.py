@@ -21,7 +21,8 @@ and the id, as are duplicate ids, empty texts and malformed lines.
 Example::
 
     >>> data = load_beir("scifact", split="train")  # doctest: +SKIP
-    >>> examples = data.to_examples()  # one per query: its relevant docs are the positives
+    >>> examples = data.to_examples()  # doctest: +SKIP
+    >>> # one example per query: its relevant docs are the positives
 """
 
 from __future__ import annotations

@@ -34,8 +34,9 @@ written to disk unless a ``model_key`` is given.
 Example::
 
     >>> cache = EmbeddingCache()
-    >>> emb = cache.encode(encoder, ["a", "b", "a"])      # doctest: +SKIP  (encodes "a" and "b")
-    >>> emb = cache.encode(encoder, ["b", "a"])           # doctest: +SKIP  (no encoder call)
+    >>> # the first call encodes "a" and "b" once each; the second calls no encoder
+    >>> emb = cache.encode(encoder, ["a", "b", "a"])  # doctest: +SKIP
+    >>> emb = cache.encode(encoder, ["b", "a"])  # doctest: +SKIP
 """
 
 from __future__ import annotations

@@ -7,7 +7,7 @@ parametrisation ``scale = exp(t)``), optionally clamped at ``max_scale``
 
 Example::
 
-    >>> Temperature(0.05).scale().item()
+    >>> round(Temperature(0.05).scale().item(), 6)
     20.0
 """
 
