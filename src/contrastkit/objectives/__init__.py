@@ -9,6 +9,7 @@ from contrastkit.objectives import (  # noqa: F401 - importing registers the obj
     amcl,
     cacr,
     decoupled,
+    distill,
     groco,
     hardness,
     hooks,
