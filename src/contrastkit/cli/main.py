@@ -7,7 +7,9 @@ objectives`` does not pay for loading transformers. Each command module has
 
 Errors in user input raise :class:`CliError` (or ValueError/KeyError/TypeError
 from the library): the message is printed to stderr and the exit status is 2,
-with nothing written.
+with nothing written. ``eval``, ``mine`` and ``analyze`` turn on encode progress
+(:mod:`contrastkit.encoders.progress`): any encode longer than a few seconds shows
+a bar on a terminal, a line every 30 s otherwise, and a summary line.
 """
 
 from __future__ import annotations
@@ -35,6 +37,9 @@ COMMANDS: dict[str, tuple[str, str]] = {
         "contrastkit.cli.analyze",
     ),
 }
+
+# Commands whose encodes report progress on stderr (training reports through its own progress line).
+ENCODE_PROGRESS = frozenset({"eval", "mine", "analyze"})
 
 
 class CliError(Exception):
@@ -64,6 +69,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         parser.print_help()
         return 0
     try:
+        if args.command in ENCODE_PROGRESS:
+            from contrastkit.encoders.progress import enabled_for
+
+            with enabled_for(True):
+                return int(args.run(args) or 0)
         return int(args.run(args) or 0)
     except (CliError, ValueError, KeyError, TypeError) as err:
         message = err.args[0] if isinstance(err, KeyError) and err.args else str(err)

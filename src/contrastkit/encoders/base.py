@@ -11,7 +11,8 @@ loop, GradCache, evaluation and diagnostics never depend on which one it is:
 * ``encode(texts, ...)``: inference, no gradient, sorted by length and batched,
   returned in input order as a float32 CPU tensor; each batch goes through
   ``embed_batch`` (``forward(tokenize(...))`` unless an encoder has a faster
-  inference path, as the static encoder does).
+  inference path, as the static encoder does). A long encode reports its
+  progress (:mod:`contrastkit.encoders.progress`: on in the command line).
 * ``save(path)``: a sentence-transformers folder (safetensors), written
   atomically, that ``SentenceTransformer(path)`` loads.
 
@@ -26,6 +27,8 @@ from pathlib import Path
 
 import torch
 from torch import Tensor, nn
+
+from contrastkit.encoders.progress import EncodeProgress
 
 Features = dict[str, Tensor]
 
@@ -85,16 +88,21 @@ class Encoder(nn.Module):
         prompt: str | None = None,
         prompt_name: str | None = None,
     ) -> Tensor:
-        """(len(texts), dim) float32 CPU embeddings; longest texts first for less padding, input order out."""
+        """(len(texts), dim) float32 CPU embeddings; longest texts first for less padding, input order out.
+
+        An encode longer than a few seconds reports progress on stderr when reporting is on
+        (:mod:`contrastkit.encoders.progress`)."""
         prompt = self.resolve_prompt(prompt, prompt_name)
         order = sorted(range(len(texts)), key=lambda i: -len(texts[i]))
         was_training = self.training
         self.eval()
         try:
             chunks = []
-            for start in range(0, len(order), batch_size):
-                batch = [texts[i] for i in order[start : start + batch_size]]
-                chunks.append(self.embed_batch(batch, prompt).float().cpu())
+            with EncodeProgress(len(order)) as progress:
+                for start in range(0, len(order), batch_size):
+                    batch = [texts[i] for i in order[start : start + batch_size]]
+                    chunks.append(self.embed_batch(batch, prompt).float().cpu())
+                    progress.update(len(batch))
         finally:
             self.train(was_training)
         if not chunks:

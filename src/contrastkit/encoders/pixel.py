@@ -56,6 +56,7 @@ from contrastkit.encoders.perception_io import (
     PerceptionFolder,
     read_perception_folder,
 )
+from contrastkit.encoders.progress import EncodeProgress
 from contrastkit.encoders.vision import TowerEncoder, VisionConfig, VisionTower
 
 
@@ -190,10 +191,11 @@ class ImageEncoder(TowerEncoder):
         was_training = self.training
         self.eval()
         try:
-            chunks = [
-                self(self.tokenize(images[i : i + batch_size], prompt=prompt)).float().cpu()
-                for i in range(0, len(images), batch_size)
-            ]
+            chunks = []
+            with EncodeProgress(len(images), unit="images") as progress:
+                for i in range(0, len(images), batch_size):
+                    chunks.append(self(self.tokenize(images[i : i + batch_size], prompt=prompt)).float().cpu())
+                    progress.update(len(chunks[-1]))
         finally:
             self.train(was_training)
         return torch.cat(chunks) if chunks else torch.zeros(0, self.dim)

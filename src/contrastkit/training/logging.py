@@ -28,15 +28,9 @@ from typing import Any, TextIO
 import torch
 
 from contrastkit import __version__
+from contrastkit.encoders.progress import format_duration
 
 Metrics = dict[str, Any]
-
-
-def format_duration(seconds: float) -> str:
-    """``h:mm:ss`` (``?`` when unknown)."""
-    if not math.isfinite(seconds) or seconds < 0:
-        return "?"
-    return str(_dt.timedelta(seconds=round(seconds)))
 
 
 class ProgressLine:
