@@ -68,7 +68,7 @@ def _row(label: str, result: RetrievalResult) -> str:
 def _check_sentence_transformers(path: Path) -> str:
     from sentence_transformers import SentenceTransformer
 
-    model = SentenceTransformer(str(path), device="cpu")
+    model = SentenceTransformer(str(path), device="cpu", trust_remote_code=False)
     dim = model.encode(["def add(a, b): return a + b"]).shape[1]
     return f"SentenceTransformer('{path}') loads it ({dim}-d embeddings)"
 

@@ -12,8 +12,13 @@ releases load what it saves.
 
 Safety: weights are read and written as safetensors only (a folder with only
 pickle ``.bin`` weights is refused, since unpickling can run code), nothing
-is ever downloaded (``local_files_only=True``), and ``trust_remote_code`` is
-passed to ``transformers`` only when the caller asks for it.
+is ever downloaded (``local_files_only=True``), and a folder's own Python
+code never runs unless the caller sets ``trust_remote_code``: every
+``from_pretrained`` call passes the flag explicitly (``transformers`` would
+otherwise ask on stdin and run the code on a "y"), and without it a folder
+that needs its code (``auto_map`` in ``config.json`` or
+``tokenizer_config.json``, or a ``model_type`` transformers does not know
+beside ``.py`` files) is refused before ``transformers`` sees it.
 
 Every problem with a folder raises :class:`ModelFolderError` naming the path
 and what is wrong with it.
@@ -33,6 +38,7 @@ from typing import Any, Literal
 import torch
 import transformers
 from transformers import AutoTokenizer, PreTrainedModel, PreTrainedTokenizerBase
+from transformers.models.auto.configuration_auto import CONFIG_MAPPING_NAMES
 
 from contrastkit import __version__
 from contrastkit.encoders.base import Encoder
@@ -104,12 +110,60 @@ def check_safetensors(folder: Path) -> None:
     raise ModelFolderError(f"{folder}: no model weights (expected model.safetensors)")
 
 
+TRUST_REMOTE_CODE_HINT = (
+    "contrastkit never runs a model folder's code unless asked: pass trust_remote_code=True "
+    "(model.trust_remote_code: true in a training config) only if you trust it"
+)
+
+
 def hf_kwargs(trust_remote_code: bool) -> dict[str, Any]:
-    """``from_pretrained`` keywords: local files only; ``trust_remote_code`` only when True."""
-    kwargs: dict[str, Any] = {"local_files_only": True}
+    """``from_pretrained`` keywords: local files only, and ``trust_remote_code`` always explicit.
+
+    Left out, ``transformers`` asks on stdin whether to run a folder's code,
+    and runs it when stdin says "y".
+    """
+    return {"local_files_only": True, "trust_remote_code": bool(trust_remote_code)}
+
+
+def _code_references(auto_map: Any) -> list[str]:
+    """The ``module.Class`` names an ``auto_map`` points at (values may be strings, lists or None)."""
+    values = auto_map.values() if isinstance(auto_map, dict) else [auto_map]
+    refs: set[str] = set()
+    for value in values:
+        for ref in value if isinstance(value, list | tuple) else [value]:
+            if ref is not None:
+                refs.add(str(ref))
+    return sorted(refs)
+
+
+def check_remote_code(folder: Path, *, trust_remote_code: bool) -> None:
+    """Refuse a folder that needs its own Python code to load, unless ``trust_remote_code`` is set.
+
+    Such a folder has an ``auto_map`` in ``config.json`` or
+    ``tokenizer_config.json``, or a ``model_type`` that ``transformers`` does
+    not know with ``.py`` files beside it. The error names the file and the
+    flag. With ``trust_remote_code`` nothing is checked: ``transformers``
+    imports the code.
+    """
     if trust_remote_code:
-        kwargs["trust_remote_code"] = True
-    return kwargs
+        return
+    for name in ("config.json", "tokenizer_config.json"):
+        path = folder / name
+        cfg = read_json(path) if path.is_file() else None
+        if isinstance(cfg, dict) and cfg.get("auto_map"):
+            refs = ", ".join(_code_references(cfg["auto_map"]))
+            raise ModelFolderError(
+                f"{path}: 'auto_map' points at Python code ({refs}) that transformers would import and run; "
+                f"{TRUST_REMOTE_CODE_HINT}"
+            )
+    path = folder / "config.json"
+    cfg = read_json(path) if path.is_file() else None
+    code = sorted(p.name for p in folder.glob("*.py"))
+    if isinstance(cfg, dict) and code and cfg.get("model_type") not in CONFIG_MAPPING_NAMES:
+        raise ModelFolderError(
+            f"{path}: model_type {cfg.get('model_type')!r} is not a transformers architecture and the folder "
+            f"holds Python code ({', '.join(code)}) to define it; {TRUST_REMOTE_CODE_HINT}"
+        )
 
 
 def load_hf_model(folder: Path, auto_class: type, *, trust_remote_code: bool = False) -> PreTrainedModel:
@@ -119,6 +173,7 @@ def load_hf_model(folder: Path, auto_class: type, *, trust_remote_code: bool = F
         raise ModelFolderError(f"{folder}: no config.json (not a Hugging Face model folder)")
     if not isinstance(config, dict):
         raise ModelFolderError(f"{folder / 'config.json'}: expected a JSON object, got {type(config).__name__}")
+    check_remote_code(folder, trust_remote_code=trust_remote_code)
     check_safetensors(folder)
     try:
         return auto_class.from_pretrained(str(folder), use_safetensors=True, **hf_kwargs(trust_remote_code))
@@ -133,6 +188,7 @@ def load_hf_tokenizer(folder: Path, *, trust_remote_code: bool = False) -> PreTr
         raise ModelFolderError(
             f"{folder}: no tokenizer files (expected tokenizer.json or a vocabulary such as vocab.txt / vocab.json)"
         )
+    check_remote_code(folder, trust_remote_code=trust_remote_code)
     try:
         return AutoTokenizer.from_pretrained(str(folder), **hf_kwargs(trust_remote_code))
     except (OSError, ValueError, KeyError, TypeError) as err:
