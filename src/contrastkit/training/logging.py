@@ -1,13 +1,13 @@
 """Run outputs for people and tools: a progress line, ``metrics.jsonl``, TensorBoard, ``env.json``.
 
-* :class:`ProgressLine`: ``step 40/100 | loss 1.2345 | lr 1.9e-05 | 812 pairs/s | ETA 0:00:07`` on
+* :class:`ProgressLine`: ``step 40/100 | loss 1.2345 | lr 1.9e-05 | 812.4 pairs/s | ETA 0:00:07`` on
   stderr (redrawn in place on a terminal, one line per report otherwise).
 * :class:`MetricsLog`: one JSON object per line in ``metrics.jsonl``
   (``{"step": 40, "loss": 1.23, ...}``), flushed at once so a killed run
   keeps every line written; on resume, lines after the checkpoint's step are
   dropped (they are about to be recomputed).
 * :class:`TensorBoardLog`: the same scalars as TensorBoard events when
-  ``torch.utils.tensorboard`` can be imported; otherwise nothing.
+  ``torch.utils.tensorboard`` can be imported; otherwise a note, once, that they are skipped.
 * :func:`environment_info`: versions, devices and the command line, for ``env.json``.
 """
 
@@ -31,6 +31,11 @@ from contrastkit import __version__
 from contrastkit.encoders.progress import format_duration
 
 Metrics = dict[str, Any]
+
+
+def plural(count: int, noun: str, plural_noun: str | None = None) -> str:
+    """``1 step``, ``3 steps`` (``plural_noun`` for irregular plurals)."""
+    return f"{count} {noun if count == 1 else plural_noun or noun + 's'}"
 
 
 class ProgressLine:
@@ -64,7 +69,7 @@ class ProgressLine:
             parts.append(f"lr {metrics['lr']:.2e}")
         if metrics.get("bad_steps"):
             parts.append(f"skipped {metrics['bad_steps']}")
-        parts += [f"{speed:.0f} pairs/s", f"ETA {format_duration(eta)}"]
+        parts += [f"{speed:.1f} pairs/s", f"ETA {format_duration(eta)}"]
         return " | ".join(parts)
 
     def show(self, step: int, metrics: Metrics) -> None:
@@ -140,16 +145,31 @@ def read_metrics(path: str | Path) -> list[Metrics]:
     return records
 
 
-class TensorBoardLog:
-    """Scalars to TensorBoard under ``log_dir`` when ``torch.utils.tensorboard`` imports; else a no-op."""
+TENSORBOARD_MISSING = (
+    "note: TensorBoard logging is skipped: the tensorboard package is not installed "
+    "(pip install tensorboard; train.tensorboard=false silences this note); metrics.jsonl has every scalar"
+)
 
-    def __init__(self, log_dir: str | Path, *, enabled: bool = True) -> None:
+
+class TensorBoardLog:
+    """Scalars to TensorBoard under ``log_dir`` when ``torch.utils.tensorboard`` imports; else a no-op.
+
+    When it is enabled but tensorboard is not installed, :data:`TENSORBOARD_MISSING` is written to ``stream``
+    (stderr by default) once per process.
+    """
+
+    _missing_noted = False
+
+    def __init__(self, log_dir: str | Path, *, enabled: bool = True, stream: TextIO | None = None) -> None:
         self.writer = None
         if not enabled:
             return
         try:
             from torch.utils.tensorboard import SummaryWriter
-        except ImportError:  # tensorboard is optional
+        except ImportError:  # tensorboard is optional: say so once
+            if not TensorBoardLog._missing_noted:
+                TensorBoardLog._missing_noted = True
+                print(TENSORBOARD_MISSING, file=stream if stream is not None else sys.stderr, flush=True)
             return
         self.writer = SummaryWriter(log_dir=str(log_dir))
 

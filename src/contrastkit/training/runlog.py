@@ -14,10 +14,21 @@ import json
 from pathlib import Path
 from typing import Any
 
+from contrastkit.scale.distributed import world
 from contrastkit.training.config import Config
-from contrastkit.training.logging import MetricsLog, ProgressLine, TensorBoardLog, environment_info
+from contrastkit.training.logging import MetricsLog, ProgressLine, TensorBoardLog, environment_info, plural
 
 METRICS_FILE = "metrics.jsonl"
+
+
+def start_line(config: Config, output_dir: Path, total_steps: int, step: int, *, resumed: bool, processes: int) -> str:
+    """The run's first line: ``contrastkit: training for 1 step on 2 processes, objective infonce, ...``."""
+    verb = f"resuming at step {step} of" if resumed else "training for"
+    where = f" on {processes} processes" if processes > 1 else ""
+    return (
+        f"contrastkit: {verb} {plural(total_steps, 'step')}{where}, objective {config.objective.name}, "
+        f"batch {config.data.batch_size} x {config.optim.grad_accumulation}, output {output_dir}"
+    )
 
 
 class RunLog:
@@ -46,11 +57,7 @@ class RunLog:
         self.metrics = MetricsLog(self.output_dir / METRICS_FILE, resume_step=step)
         self.tensorboard = TensorBoardLog(self.output_dir / "tensorboard", enabled=self.config.train.tensorboard)
         cfg = self.config
-        verb = f"resuming at step {step} of" if resumed else "training for"
-        self.message(
-            f"contrastkit: {verb} {self.total_steps} steps, objective {cfg.objective.name}, "
-            f"batch {cfg.data.batch_size} x {cfg.optim.grad_accumulation}, output {self.output_dir}"
-        )
+        self.message(start_line(cfg, self.output_dir, self.total_steps, step, resumed=resumed, processes=world()[1]))
 
     def message(self, text: str) -> None:
         if self.main and self.progress is not None and self.config.train.progress:
