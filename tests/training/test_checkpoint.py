@@ -41,6 +41,7 @@ def test_round_trip_restores_weights_optimizer_and_state(tmp_path) -> None:
     path = save(tmp_path, 3, model, opt, sampler={"epoch": 1, "batch": 2})
     assert path.name == "step-000000003" and latest_checkpoint(tmp_path) == path
     assert sorted(p.name for p in path.iterdir()) == [
+        "manifest.json",
         "model.safetensors",
         "optimizer.pt",
         "state.pt",
@@ -109,19 +110,20 @@ def test_write_interrupted_before_the_rename_keeps_the_previous_checkpoint(tmp_p
         raise OSError("simulated crash before the rename")
 
     monkeypatch.setattr(ckpt_mod.os, "replace", crash)
-    with pytest.raises(OSError, match="simulated crash"):
+    with pytest.raises(ckpt_mod.CheckpointWriteError, match="simulated crash") as info:
         save(tmp_path, 10, model, opt, marker=10)
     monkeypatch.undo()
+    assert f"the last complete checkpoint is {first}" in str(info.value)
 
     leftovers = [p.name for p in (tmp_path / "checkpoints").iterdir() if p.name.startswith(".tmp-")]
-    assert leftovers == [f".tmp-step-000000010-{os.getpid()}"]  # the half-published write is hidden
-    assert latest_checkpoint(tmp_path) == first  # ...and never taken for a checkpoint
+    assert leftovers == []  # the failed write removed its temp folder
+    assert latest_checkpoint(tmp_path) == first
     fresh, _ = trained(seed=3)
     loaded = load_checkpoint(first, modules={"model": fresh})
     assert loaded.state["marker"] == 5
     assert_bitwise_equal(state_of(fresh), reference)
 
-    save(tmp_path, 10, model, opt, marker=10)  # the next successful save cleans the leftovers
+    save(tmp_path, 10, model, opt, marker=10)
     assert [p.name for p in (tmp_path / "checkpoints").iterdir() if p.name.startswith(".")] == []
     assert [s for s, _ in list_checkpoints(tmp_path)] == [5, 10]
 

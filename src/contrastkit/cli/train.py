@@ -4,7 +4,12 @@ Overrides use dotted keys and YAML values: ``optim.lr=1e-4``,
 ``scale.matryoshka_dims=[384,128]``, ``train.resume=true``. ``--print-config``
 shows the resolved config and exits without training. Configuration and
 data errors print one line (with the dotted key or the file and line) and
-exit with status 2 before anything is written; a diverged run exits with 3.
+exit with status 2 before anything is written; so do an unusable or busy
+``train.output_dir`` (checked before the model and data are loaded) and a
+disk that refuses a checkpoint or the final model (the partial write is
+removed). A diverged run, a run whose every step was skipped, and a run
+whose last step was skipped (``final/`` then holds the last good step's
+weights) exit with 3.
 Under ``torchrun --nproc_per_node N -m contrastkit train ...`` every process
 runs this command and the run is data-parallel. A config file with a
 top-level ``stages`` list is a curriculum (:mod:`contrastkit.training.curriculum`):
@@ -21,7 +26,7 @@ import yaml
 
 from contrastkit.training.config import config_dict, load_config
 from contrastkit.training.curriculum import CurriculumResult, load_curriculum, run_curriculum
-from contrastkit.training.guard import TrainingDivergedError
+from contrastkit.training.guard import NonFiniteWeightsError, TrainingDivergedError
 from contrastkit.training.loop import train
 
 
@@ -50,10 +55,10 @@ def run(args: argparse.Namespace) -> int:
         return 0
     try:
         result = run_curriculum(curriculum) if curriculum is not None else train(config)  # type: ignore[arg-type]
-    except TrainingDivergedError as err:
+    except (TrainingDivergedError, NonFiniteWeightsError) as err:
         print(f"contrastkit train: {err}", file=sys.stderr)
         return 3
-    except FileNotFoundError as err:
+    except OSError as err:  # a missing file, a full or read-only disk (checkpoint writes say which and clean up)
         print(f"contrastkit train: error: {err}", file=sys.stderr)
         return 2
     if int(os.environ.get("RANK", "0")) != 0:  # one line per run, not per torchrun process
@@ -63,4 +68,11 @@ def run(args: argparse.Namespace) -> int:
         print(f"trained a curriculum of {len(result.stage_models)} stages ({done}); model: {result.final_model}")
     else:
         print(f"trained {result.steps} steps (loss {result.loss:.4f}); model: {result.final_model}")
+        if result.last_step_skipped:
+            print(
+                f"contrastkit train: the last step ({result.steps}) was skipped (non-finite); the model holds the "
+                "last good step's weights: exit status 3",
+                file=sys.stderr,
+            )
+            return 3
     return 0

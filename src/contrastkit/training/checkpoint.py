@@ -9,18 +9,33 @@ A checkpoint is a folder ``<output_dir>/checkpoints/step-<step:09d>/``:
 * ``state.pt``: RNG states (every rank's under ``torchrun``), sampler
   position, queue, grad scaler and other loop state (tensors and plain data
   only: read with ``weights_only=True``);
-* ``trainer_state.json``: step, config and metrics, for people.
+* ``trainer_state.json``: step, config and metrics, for people;
+* ``manifest.json``: every other file's size and SHA-256, written last.
 
 It is written into a hidden temp folder (``.tmp-...``), every file and the
 folder are fsynced, and only then is the folder renamed to its final name
 (``os.replace``) and the parent fsynced. A process killed at any moment
 leaves either the complete new checkpoint or none: earlier checkpoints are
-untouched and :func:`latest_checkpoint` never returns a partial one.
+untouched and :func:`latest_checkpoint` never returns a partial one. A write
+that fails (a full disk) removes its temp folder and raises
+:class:`CheckpointWriteError`; a tensor that is NaN or infinite is never
+written (:class:`~contrastkit.training.guard.NonFiniteWeightsError`).
+Pruning renames a checkpoint to a hidden ``.pruned-...`` name before
+deleting it, so a kill mid-delete never leaves a listed, partial checkpoint.
+
+Before a checkpoint is used, :func:`verify_checkpoint` compares its files
+with the manifest (a missing, truncated or altered file, a folder in place
+of a file, one flipped byte); :func:`newest_intact_checkpoint` falls back
+to the newest checkpoint that passes. A checkpoint written before manifests
+existed (no ``manifest.json``) is still listed and used when its files are
+present, but it cannot be checksummed: it is only checked as far as it
+loads (see :func:`verify_checkpoint`).
 """
 
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import json
 import os
 import re
@@ -35,9 +50,26 @@ from safetensors.torch import load_model, save_file, save_model
 from torch import Tensor, nn
 
 from contrastkit.training import faults
+from contrastkit.training.guard import require_finite
 
 CHECKPOINTS = "checkpoints"
+MANIFEST = "manifest.json"
+REQUIRED = ("optimizer.pt", "state.pt")  # what a checkpoint without a manifest must hold to be listed
+LEFTOVER_PREFIXES = (".tmp-", ".old-", ".pruned-")  # hidden folders of interrupted writes, swaps and prunes
 _NAME = re.compile(r"^step-(\d{9,})$")
+
+
+class CheckpointWriteError(OSError):
+    """Writing a checkpoint failed (a full or read-only disk); its temp folder was removed."""
+
+
+class CorruptCheckpointError(ValueError):
+    """A checkpoint's files do not match its manifest (or, without a manifest, do not load)."""
+
+    def __init__(self, path: Path, reason: str) -> None:
+        self.path = path
+        self.reason = reason
+        super().__init__(f"checkpoint {path} is damaged: {reason}")
 
 
 def checkpoint_dir(output_dir: str | Path) -> Path:
@@ -88,35 +120,74 @@ def save_checkpoint(
 
     A module may be given as its state dict and the optimizer as its state
     (what a sharded run gathers, :mod:`contrastkit.training.sharding`).
+    Raises :class:`~contrastkit.training.guard.NonFiniteWeightsError` (nothing
+    written) when a weight or an optimizer tensor is NaN or infinite, and
+    :class:`CheckpointWriteError` (the temp folder removed, earlier
+    checkpoints untouched) when the disk refuses a write.
     """
+    weights = {name: m.state_dict() if isinstance(m, nn.Module) else m for name, m in modules.items()}
+    state = optimizer.state_dict() if isinstance(optimizer, torch.optim.Optimizer) else dict(optimizer)
+    require_finite({**weights, "optimizer": state.get("state", {})}, f"checkpoint step {checkpoint.step}")
     root = checkpoint_dir(output_dir)
-    root.mkdir(parents=True, exist_ok=True)
     final = checkpoint_path(output_dir, checkpoint.step)
     tmp = root / f".tmp-{final.name}-{os.getpid()}"
-    if tmp.exists():
-        shutil.rmtree(tmp)
-    tmp.mkdir()
+    try:
+        root.mkdir(parents=True, exist_ok=True)
+        if tmp.exists():
+            shutil.rmtree(tmp)
+        tmp.mkdir()
+        _write_files(tmp, checkpoint, modules, state)
+        faults.checkpoint_written(checkpoint.step)
+        _replace_dir(tmp, final)
+    except OSError as err:
+        shutil.rmtree(tmp, ignore_errors=True)
+        latest = latest_checkpoint(output_dir)
+        kept = f"the last complete checkpoint is {latest}" if latest else "no earlier checkpoint exists"
+        raise CheckpointWriteError(
+            err.errno,
+            f"cannot write checkpoint {final.name} in {root}: {err.strerror or err} "
+            f"({err.filename or tmp}); the partial write was removed, {kept}",
+        ) from err
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    _fsync_dir(root)
+    _remove_stale_temps(root)
+    return final
+
+
+def _write_files(
+    tmp: Path, checkpoint: Checkpoint, modules: Mapping[str, nn.Module | Mapping[str, Tensor]], state: dict
+) -> None:
+    """Every file of a checkpoint into ``tmp``, each fsynced, the manifest last."""
     for name, module in modules.items():
         file = tmp / f"{name}.safetensors"
         if isinstance(module, nn.Module):
-            if module.state_dict():
-                save_model(module, str(file))
-                _fsync_file(file)
+            if not module.state_dict():
+                continue
+            save_model(module, str(file))  # handles tied weights
         elif module:
             save_file({k: v.contiguous() for k, v in module.items()}, str(file))
-            _fsync_file(file)
-    state = optimizer.state_dict() if isinstance(optimizer, torch.optim.Optimizer) else dict(optimizer)
+        else:
+            continue
+        _fsync_file(file)
     _torch_save(state, tmp / "optimizer.pt")
     _torch_save({"step": checkpoint.step, **checkpoint.state}, tmp / "state.pt")
     meta = {"step": checkpoint.step, **checkpoint.meta}
     (tmp / "trainer_state.json").write_text(json.dumps(meta, indent=2, default=str), encoding="utf-8")
     _fsync_file(tmp / "trainer_state.json")
+    files = {p.name: {"size": p.stat().st_size, "sha256": _sha256(p)} for p in sorted(tmp.iterdir())}
+    (tmp / MANIFEST).write_text(json.dumps({"format": 1, "files": files}, indent=1), encoding="utf-8")
+    _fsync_file(tmp / MANIFEST)
     _fsync_dir(tmp)
-    faults.checkpoint_written(checkpoint.step)
-    _replace_dir(tmp, final)
-    _fsync_dir(root)
-    _remove_stale_temps(root)
-    return final
+
+
+def _sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        while chunk := f.read(1 << 22):
+            digest.update(chunk)
+    return digest.hexdigest()
 
 
 def _replace_dir(src: Path, dst: Path) -> None:
@@ -130,19 +201,47 @@ def _replace_dir(src: Path, dst: Path) -> None:
     shutil.rmtree(old, ignore_errors=True)
 
 
-def _remove_stale_temps(root: Path) -> None:
-    for path in root.iterdir():
-        if path.name.startswith((".tmp-", ".old-")) and path.is_dir():
-            shutil.rmtree(path, ignore_errors=True)
+def _remove_stale_temps(root: Path) -> list[Path]:
+    """Remove the hidden leftovers of interrupted writes, swaps and prunes in ``root``; returns them.
+
+    Only safe while this process owns the run folder (the run lock,
+    :mod:`contrastkit.training.rundir`): another run's write in progress is a ``.tmp-`` folder too.
+    """
+    removed = []
+    for path in sorted(root.iterdir()) if root.is_dir() else []:
+        if path.name.startswith(LEFTOVER_PREFIXES):
+            if path.is_dir() and not path.is_symlink():
+                shutil.rmtree(path, ignore_errors=True)
+            else:
+                path.unlink(missing_ok=True)
+            removed.append(path)
+    return removed
+
+
+def remove_checkpoint_leftovers(output_dir: str | Path) -> list[Path]:
+    """Remove the leftovers of a killed run's checkpoint writes and prunes under ``output_dir``; returns them."""
+    return _remove_stale_temps(checkpoint_dir(output_dir))
+
+
+def _complete(path: Path) -> bool:
+    """Published with a manifest, or (written before manifests) holding the files every checkpoint has."""
+    if (path / MANIFEST).is_file():
+        return True
+    return all((path / name).is_file() for name in REQUIRED)
 
 
 def list_checkpoints(output_dir: str | Path) -> list[tuple[int, Path]]:
-    """Complete checkpoints in ``output_dir`` as (step, folder), oldest first; temp folders are ignored."""
+    """Complete checkpoints in ``output_dir`` as (step, folder), oldest first; temp folders are ignored.
+
+    Complete means published (a manifest) or, for a checkpoint written before
+    manifests, holding ``optimizer.pt`` and ``state.pt``; whether the bytes are
+    intact is :func:`verify_checkpoint`'s question.
+    """
     root = checkpoint_dir(output_dir)
     if not root.is_dir():
         return []
     found = [(int(m.group(1)), p) for p in root.iterdir() if (m := _NAME.match(p.name)) and p.is_dir()]
-    return sorted(found)
+    return sorted((step, p) for step, p in found if _complete(p))
 
 
 def latest_checkpoint(output_dir: str | Path) -> Path | None:
@@ -156,8 +255,74 @@ def prune_checkpoints(output_dir: str | Path, keep: int) -> list[Path]:
     found = list_checkpoints(output_dir)
     doomed = [p for _, p in found[: max(0, len(found) - keep)]]
     for path in doomed:
-        shutil.rmtree(path)
+        hidden = path.with_name(f".pruned-{path.name}-{os.getpid()}")
+        os.replace(path, hidden)  # unlisted at once; a kill during the delete leaves only a hidden leftover
+        shutil.rmtree(hidden)
+    if doomed:
+        _fsync_dir(checkpoint_dir(output_dir))
     return doomed
+
+
+def verify_checkpoint(path: str | Path) -> bool:
+    """Check ``path``'s files against its manifest; True when verified, False for a checkpoint without one.
+
+    Raises :class:`CorruptCheckpointError` naming the first file that is
+    missing, not a regular file, of another size or of another SHA-256. A
+    checkpoint without a manifest (written by contrastkit before 0.x
+    manifests) cannot be verified: the caller treats a failure to load it
+    as damage instead.
+    """
+    path = Path(path)
+    manifest_file = path / MANIFEST
+    if not path.is_dir():
+        raise CorruptCheckpointError(path, "not a folder")
+    if not manifest_file.exists():
+        for name in REQUIRED:
+            if not (path / name).is_file():
+                raise CorruptCheckpointError(path, f"{name} is missing or not a file")
+        return False
+    try:
+        files = json.loads(manifest_file.read_text(encoding="utf-8"))["files"]
+        entries = {str(name): (int(e["size"]), str(e["sha256"])) for name, e in files.items()}
+    except (OSError, UnicodeDecodeError, ValueError, KeyError, TypeError) as err:
+        raise CorruptCheckpointError(path, f"{MANIFEST} is unreadable ({type(err).__name__}: {err})") from None
+    for name, (size, digest) in sorted(entries.items()):
+        file = path / name
+        if file.is_dir():
+            raise CorruptCheckpointError(path, f"{name} is a folder, not a file")
+        if not file.is_file():
+            raise CorruptCheckpointError(path, f"{name} is missing")
+        actual = file.stat().st_size
+        if actual != size:
+            raise CorruptCheckpointError(path, f"{name} has {actual} bytes, the manifest says {size} (truncated?)")
+        if _sha256(file) != digest:
+            raise CorruptCheckpointError(path, f"{name} does not match its SHA-256 in the manifest (altered bytes)")
+    return True
+
+
+def newest_intact_checkpoint(output_dir: str | Path) -> tuple[Path | None, list[str]]:
+    """The newest checkpoint that passes :func:`verify_checkpoint` (None when there is none at all), and one
+    warning per newer checkpoint skipped as damaged.
+
+    Raises :class:`CorruptCheckpointError` (on the newest) listing every
+    checkpoint's problem when checkpoints exist but none is intact.
+    """
+    skipped: list[str] = []
+    found = list_checkpoints(output_dir)
+    for _, path in reversed(found):
+        try:
+            verified = verify_checkpoint(path)
+        except CorruptCheckpointError as err:
+            skipped.append(str(err))
+            continue
+        if not verified:
+            skipped.append(f"note: checkpoint {path} has no {MANIFEST} (an older contrastkit): its files cannot be "
+                           "checksummed, only loaded")  # fmt: skip
+        return path, skipped
+    if found:
+        raise CorruptCheckpointError(found[-1][1], "no intact checkpoint in " + f"{checkpoint_dir(output_dir)}: "
+                                     + "; ".join(skipped))  # fmt: skip
+    return None, []
 
 
 def load_checkpoint(

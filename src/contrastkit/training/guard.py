@@ -1,20 +1,150 @@
 """Non-finite steps: skip them, count them, stop the run when too many come in a row.
 
-A step is *bad* when its loss or its gradient norm is NaN or infinite. The
-loop then applies no update (gradients are dropped, the optimizer and the
-queue are not touched, no checkpoint is written), logs the step as skipped
-and moves on to the next batch. ``max_bad_steps`` bad steps in a row raise
-:class:`TrainingDivergedError`; the last checkpoint on disk is the last good one.
+A step is *bad* when its loss or its gradient norm is NaN or infinite, or
+when its update made a weight (or an optimizer moment) NaN or infinite, as
+a huge learning rate does with finite gradients. The loop then applies no
+update (gradients are dropped; an update already applied is undone from the
+:class:`UpdateSnapshot` taken just before it, so the weights, the optimizer
+and the queue are as before the step; no checkpoint is written), logs the
+step as skipped and moves on to the next batch. ``max_bad_steps`` bad steps
+in a row raise :class:`TrainingDivergedError`; the last checkpoint on disk
+is the last good one. :func:`nonfinite` is the one fused check used after
+each update and by every writer of weights (checkpoints, ``final/``).
 """
 
 from __future__ import annotations
 
 import math
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
+from typing import Any
+
+import torch
+from torch import Tensor
 
 
 class TrainingDivergedError(RuntimeError):
-    """Too many consecutive steps with a non-finite loss or gradient."""
+    """Too many consecutive bad steps, or a run in which no step made an update."""
+
+
+class NonFiniteWeightsError(RuntimeError):
+    """A writer was asked to save a NaN or infinite tensor (a bug upstream: the loop never keeps such weights)."""
+
+
+def _local(tensor: Tensor) -> Tensor:
+    """The tensor itself, or a DTensor's local shard (FSDP)."""
+    to_local = getattr(tensor, "to_local", None)
+    return to_local() if callable(to_local) else tensor
+
+
+def nonfinite(tensors: Sequence[Tensor]) -> list[int]:
+    """Indices of the floating-point ``tensors`` holding a NaN or an infinity (one fused check, one sync).
+
+    The check is ``max |x|`` per tensor (``torch._foreach_norm`` with ``ord=inf``), which is finite exactly
+    when every element is: a sum of squares could overflow on large but finite weights. Integer tensors
+    are always finite. Under FSDP it sees this process's shards only (the loop combines ranks).
+    """
+    picked = [(i, _local(t).detach()) for i, t in enumerate(tensors) if t.is_floating_point() and t.numel()]
+    if not picked:
+        return []
+    by_device: dict[tuple[torch.device, torch.dtype], list[tuple[int, Tensor]]] = {}
+    for i, t in picked:
+        by_device.setdefault((t.device, t.dtype), []).append((i, t))
+    bad: list[int] = []
+    for group in by_device.values():
+        norms = torch.stack(torch._foreach_norm([t for _, t in group], ord=math.inf))
+        ok = norms.isfinite()
+        if not bool(ok.all()):
+            bad += [group[j][0] for j in (~ok).nonzero().flatten().tolist()]
+    return sorted(bad)
+
+
+def nonfinite_names(named: Mapping[str, Any]) -> list[str]:
+    """The names of the floating-point tensors in ``named`` holding a NaN or an infinity (nested dicts and lists
+    of an optimizer state are searched, named by their dotted path)."""
+    flat: dict[str, Tensor] = {}
+
+    def walk(prefix: str, value: Any) -> None:
+        if isinstance(value, Tensor):
+            flat[prefix] = value
+        elif isinstance(value, Mapping):
+            for k, v in value.items():
+                walk(f"{prefix}.{k}" if prefix else str(k), v)
+        elif isinstance(value, list | tuple):
+            for k, v in enumerate(value):
+                walk(f"{prefix}.{k}" if prefix else str(k), v)
+
+    walk("", named)
+    names = list(flat)
+    return [names[i] for i in nonfinite([flat[n] for n in names])]
+
+
+def require_finite(named: Mapping[str, Any], what: str) -> None:
+    """Raise :class:`NonFiniteWeightsError` naming the tensors of ``named`` that are not finite."""
+    bad = nonfinite_names(named)
+    if bad:
+        shown = ", ".join(bad[:5]) + (f" and {len(bad) - 5} more" if len(bad) > 5 else "")
+        raise NonFiniteWeightsError(f"refusing to write {what}: {len(bad)} tensors hold NaN or inf ({shown})")
+
+
+class UpdateSnapshot:
+    """The parameters and the optimizer state just before an update, to undo an update that went non-finite.
+
+    :meth:`take` copies them into buffers allocated once (one fused copy per step), :meth:`restore`
+    copies them back and drops optimizer state created by the update (AdamW creates its moments on the
+    first step), so that after ``restore`` the optimizer's next step is exactly the one it would have
+    made had the undone step never run. Costs one copy of the parameters and of the optimizer's tensors.
+    """
+
+    def __init__(self, optimizer: torch.optim.Optimizer) -> None:
+        self.optimizer = optimizer
+        self._sources: list[Tensor] = []
+        self._buffers: list[Tensor] = []
+        self._plain: dict[int, dict[str, Any]] = {}
+        self._had_state: set[int] = set()
+
+    def params(self) -> list[Tensor]:
+        """The optimizer's parameters, in group order."""
+        return [p for group in self.optimizer.param_groups for p in group["params"]]
+
+    def take(self) -> None:
+        sources: list[Tensor] = []
+        self._plain, self._had_state = {}, set()
+        for p in self.params():
+            sources.append(_local(p.detach()))
+            state = self.optimizer.state.get(p)
+            if state:
+                self._had_state.add(id(p))
+                self._plain[id(p)] = {k: v for k, v in state.items() if not isinstance(v, Tensor)}
+                sources += [_local(v) for v in state.values() if isinstance(v, Tensor)]
+        same = len(sources) == len(self._sources) and all(
+            a.shape == b.shape and a.dtype == b.dtype and a.device == b.device
+            for a, b in zip(sources, self._buffers, strict=True)
+        )
+        if not same:
+            self._buffers = [torch.empty_like(t) for t in sources]
+        self._sources = sources
+        if sources:
+            torch._foreach_copy_(self._buffers, sources)
+
+    def restore(self) -> None:
+        """Put back what :meth:`take` copied (the tensors updated in place by the step get their old values)."""
+        for p in self.params():
+            if id(p) not in self._had_state:
+                self.optimizer.state.pop(p, None)
+            else:
+                self.optimizer.state[p].update(self._plain[id(p)])
+        if self._sources:
+            torch._foreach_copy_(self._sources, self._buffers)
+
+    def updated_finite(self, tensors: Iterable[Tensor] | None = None) -> bool:
+        """Whether the parameters and the optimizer's tensors (or ``tensors``) are all finite after the step."""
+        if tensors is None:
+            tensors = [*self.params(), *self._state_tensors()]
+        return not nonfinite(list(tensors))
+
+    def _state_tensors(self) -> list[Tensor]:
+        return [v for p in self.params() for v in self.optimizer.state.get(p, {}).values() if isinstance(v, Tensor)]
 
 
 @dataclass
@@ -27,9 +157,12 @@ class BadStepGuard:
     streak_steps: list[int] = field(default_factory=list)
     last_values: tuple[float, float] = (0.0, 0.0)
 
-    def record(self, step: int, loss: float, grad_norm: float) -> bool:
-        """True for a good step (ends any streak); False for a bad one (counted)."""
-        if math.isfinite(loss) and math.isfinite(grad_norm):
+    last_weights_nonfinite: bool = False
+
+    def record(self, step: int, loss: float, grad_norm: float, *, weights_finite: bool = True) -> bool:
+        """True for a good step (ends any streak); False for a bad one (counted): a non-finite loss or gradient
+        norm, or an update that left non-finite weights (``weights_finite=False``)."""
+        if math.isfinite(loss) and math.isfinite(grad_norm) and weights_finite:
             self.streak = 0
             self.streak_steps = []
             return True
@@ -37,6 +170,7 @@ class BadStepGuard:
         self.total += 1
         self.streak_steps.append(step)
         self.last_values = (loss, grad_norm)
+        self.last_weights_nonfinite = not weights_finite
         return False
 
     @property
@@ -48,9 +182,10 @@ class BadStepGuard:
         """The error to raise when :attr:`exhausted`, naming the steps and the last good checkpoint."""
         loss, grad_norm = self.last_values
         where = f"the last good checkpoint is {last_checkpoint}" if last_checkpoint else "no checkpoint was written"
+        last = "the update made weights non-finite" if self.last_weights_nonfinite else "last"
         return TrainingDivergedError(
-            f"training diverged: {self.streak} consecutive steps with a non-finite loss or gradient "
-            f"(steps {self.streak_steps[0]}-{self.streak_steps[-1]}; last loss {loss}, gradient norm {grad_norm}); "
+            f"training diverged: {self.streak} consecutive steps with a non-finite loss, gradient or update "
+            f"(steps {self.streak_steps[0]}-{self.streak_steps[-1]}; {last} loss {loss}, gradient norm {grad_norm}); "
             f"{where}. Lower optim.lr, raise objective.temperature, check the data, or use train.precision=fp32."
         )
 

@@ -14,8 +14,14 @@ GradCache, queue, Matryoshka, data-parallel; with ``data.datasets`` the
 batch comes from one dataset and gets that dataset's loss and prompts, see
 :mod:`contrastkit.training.sources`); unscale (fp16), measure and
 clip the gradient norm; then either update (AdamW) or, when the loss or
-the gradient norm is not finite, skip the update (:mod:`guard`). Then log,
-run callbacks, evaluate and checkpoint at their intervals.
+the gradient norm is not finite, skip the update (:mod:`guard`). An update
+that leaves a weight or an optimizer moment non-finite (one fused check
+after each update) is undone and the step is skipped too. Then log, run
+callbacks, evaluate and checkpoint at their intervals; a skipped step never
+gets a checkpoint. A run whose every step was skipped raises
+:class:`TrainingDivergedError` and saves nothing; a run whose last step was
+skipped writes ``final/`` from the last good step and says so
+(:attr:`TrainResult.last_step_skipped`; the CLI exits with status 3).
 
 With ``model.lora.enabled`` only LoRA adapters are trained
 (:mod:`contrastkit.training.lora`); they are merged into the encoder's
@@ -27,8 +33,11 @@ Run folder (``train.output_dir``): ``config.yaml`` (the resolved config),
 ``env.json``, ``metrics.jsonl``, ``tensorboard/`` (when tensorboard is
 installed), ``checkpoints/step-*/`` and ``final/`` (the trained encoder, a
 sentence-transformers folder). With ``train.resume=true`` the run continues
-from the latest checkpoint; on CPU the result is bitwise identical to an
-uninterrupted run.
+from the newest intact checkpoint (a damaged newer one is skipped with a
+warning: :func:`~contrastkit.training.checkpoint.newest_intact_checkpoint`);
+on CPU the result is bitwise identical to an uninterrupted run. The folder
+is checked and locked before anything is loaded, and an interrupted run's
+leftovers are removed then (:mod:`contrastkit.training.rundir`).
 """
 
 from __future__ import annotations
@@ -50,7 +59,12 @@ from contrastkit.scale.distributed import average_gradients, mean_over_ranks, wo
 from contrastkit.training import faults
 from contrastkit.training.build import build_encoder, count_steps, view_examples
 from contrastkit.training.callbacks import Callback, CallbackContext, StopTraining, run_evaluation
-from contrastkit.training.checkpoint import latest_checkpoint
+from contrastkit.training.checkpoint import (
+    CorruptCheckpointError,
+    latest_checkpoint,
+    list_checkpoints,
+    newest_intact_checkpoint,
+)
 from contrastkit.training.config import Config, dump_config
 from contrastkit.training.device import (
     EmbedForward,
@@ -61,10 +75,11 @@ from contrastkit.training.device import (
     resolve_device,
 )
 from contrastkit.training.evaluation import build_evaluation_callbacks
-from contrastkit.training.guard import BadStepGuard
+from contrastkit.training.guard import BadStepGuard, TrainingDivergedError, UpdateSnapshot, require_finite
 from contrastkit.training.lora import add_lora, merge_lora
 from contrastkit.training.optim import LRSchedule, build_optimizer, clip_gradients
 from contrastkit.training.rng import seed_everything
+from contrastkit.training.rundir import RunDir
 from contrastkit.training.runlog import RunLog
 from contrastkit.training.schema import ConfigError
 from contrastkit.training.sharding import Sharding
@@ -82,6 +97,7 @@ class TrainResult:
     loss: float
     skipped_steps: int
     last_checkpoint: Path | None
+    last_step_skipped: bool = False
 
 
 class Trainer:
@@ -109,7 +125,10 @@ class Trainer:
         self.step = 0
         self.last_checkpoint: Path | None = None
         self.saved_step: int | None = None
+        self.last_good_step = 0
         self._owns_group = False
+        self.run_dir: RunDir | None = None
+        self._notes: list[str] = []
 
     # ------------------------------------------------------------------ setup
     def setup(self) -> None:
@@ -119,6 +138,7 @@ class Trainer:
         self._owns_group = init_distributed(self.device)
         self.rank, self.world = world()
         self.output_dir = Path(cfg.train.output_dir)
+        self._hold_run_dir()  # before anything expensive: a bad or busy output_dir stops here
         resume_from = self._resume_point()
         seed_everything(cfg.train.seed)
         self._build()
@@ -137,8 +157,10 @@ class Trainer:
         changed: list[str] = []
         if resume_from is not None:
             self.step, changed = restore_run_state(self.state, resume_from)  # the RNG states last of all
-            self.last_checkpoint, self.saved_step = resume_from, self.step
+            self.last_checkpoint, self.saved_step, self.last_good_step = resume_from, self.step, self.step
         self.log.start(self.step, resumed=resume_from is not None)
+        for note in self._notes:
+            self.log.warn(note)
         if isinstance(self.sampler, MixtureSampler):
             self.log.message(self.routing.describe(self.sampler))
         if self.lora_summary is not None:
@@ -181,6 +203,7 @@ class Trainer:
         self.forward = forward
         self.scaler = grad_scaler(cfg.train.precision, self.device)
         self.guard = BadStepGuard(cfg.train.max_bad_steps)
+        self.snapshot = UpdateSnapshot(self.optimizer)
         self._step_sources: list[int] = []
 
     def _full_encoder(self) -> Encoder:
@@ -189,16 +212,47 @@ class Trainer:
         full = self.sharding.full_encoder() if self.sharding is not None else None
         return full if full is not None else self.encoder
 
+    def _hold_run_dir(self) -> None:
+        """Check, lock and clean ``train.output_dir`` on rank 0; every rank raises rank 0's error."""
+        error: ConfigError | None = None
+        if self.rank == 0:
+            self.run_dir = RunDir(self.output_dir)
+            try:
+                self.run_dir.acquire()
+            except ConfigError as err:
+                error = err
+            else:
+                removed = self.run_dir.remove_leftovers()
+                if removed:
+                    names = ", ".join(p.name for p in removed)
+                    self._notes.append(f"note: removed {len(removed)} leftovers of an interrupted run: {names}")
+        if self.world > 1:
+            box = [None if error is None else (error.path, error.message)]
+            dist.broadcast_object_list(box, src=0)
+            if box[0] is not None:
+                raise ConfigError(*box[0])
+        elif error is not None:
+            raise error
+
     def _resume_point(self) -> Path | None:
-        """The checkpoint to resume from; an error when earlier checkpoints would be overwritten."""
-        latest = latest_checkpoint(self.output_dir)
-        if latest is not None and not self.config.train.resume:
+        """The newest intact checkpoint to resume from (damaged newer ones noted); an error when earlier
+        checkpoints would be overwritten, or when none is intact."""
+        found = list_checkpoints(self.output_dir)
+        if found and not self.config.train.resume:
             raise ConfigError(
                 "train.output_dir",
-                f"{self.output_dir} holds checkpoints of an earlier run (latest {latest.name}); "
+                f"{self.output_dir} holds checkpoints of an earlier run (latest {found[-1][1].name}); "
                 "set train.resume=true to continue it, or choose another output_dir",
             )
-        return latest
+        try:
+            path, skipped = newest_intact_checkpoint(self.output_dir)
+        except CorruptCheckpointError as err:
+            raise ConfigError("train.resume", f"cannot resume: {err.reason}") from None
+        for problem in skipped:
+            self._notes.append(problem if problem.startswith("note:") else f"warning: {problem}; skipped")
+        if path is not None and skipped and not skipped[-1].startswith("note:"):
+            self._notes.append(f"warning: resuming from {path.name}, the newest intact checkpoint")
+        return path
 
     # ------------------------------------------------------------------ steps
     def _next_batch(self) -> tuple[int, Batch]:
@@ -236,26 +290,45 @@ class Trainer:
         loss, grad_norm = self._backward()
         overflow = self.scaler is not None and math.isfinite(loss) and not math.isfinite(grad_norm)
         self.step += 1
-        good = self.guard.record(self.step, loss, 0.0 if overflow else grad_norm)
+        weights_finite = True
+        if math.isfinite(loss) and (overflow or math.isfinite(grad_norm)):
+            weights_finite = self._update()
+        good = self.guard.record(self.step, loss, 0.0 if overflow else grad_norm, weights_finite=weights_finite)
         if good:
-            if self.scaler is not None:
-                self.scaler.step(self.optimizer)
-                self.scaler.update()
-            else:
-                self.optimizer.step()
+            self.last_good_step = self.step
             self.routing.discard() if overflow else self.routing.commit()
         else:
-            if self.scaler is not None:
+            if self.scaler is not None and weights_finite:  # an undone update already updated the scaler
                 self.scaler.update()
             self.optimizer.zero_grad(set_to_none=True)
             self.routing.discard()
         metrics = {"loss": loss, "lr": self.config.optim.lr * lr_factor, "grad_norm": grad_norm}
+        if not weights_finite:
+            metrics["nonfinite_update"] = True
         metrics["epoch"] = self.sampler.epoch
         if isinstance(self.sampler, MixtureSampler):
             metrics["dataset"] = ",".join(dict.fromkeys(self.sampler.names[s] for s in self._step_sources))
         metrics.update(self.routing.temperatures())
         self.log.step(self.step, metrics, good=good, streak=self.guard.streak)
         return good
+
+    def _update(self) -> bool:
+        """Apply the optimizer step; when it leaves a non-finite weight or moment (on any rank), undo it.
+        Returns whether the update was kept."""
+        self.snapshot.take()
+        if self.scaler is not None:
+            self.scaler.step(self.optimizer)
+            self.scaler.update()
+        else:
+            self.optimizer.step()
+        finite = self.snapshot.updated_finite()
+        if self.world > 1:  # FSDP ranks check different shards: agree on one answer
+            flag = torch.tensor([0.0 if finite else 1.0], device=self.device)
+            dist.all_reduce(flag, op=dist.ReduceOp.MAX)
+            finite = bool(flag.item() == 0.0)
+        if not finite:
+            self.snapshot.restore()
+        return finite
 
     # ------------------------------------------------------------------ run
     def fit(self) -> TrainResult:
@@ -268,6 +341,8 @@ class Trainer:
             finally:
                 self.log.close()
         finally:
+            if self.run_dir is not None:
+                self.run_dir.release()
             if self._owns_group:
                 dist.destroy_process_group()
         return TrainResult(
@@ -277,6 +352,7 @@ class Trainer:
             loss=self.log.last_loss,
             skipped_steps=self.guard.total,
             last_checkpoint=self.last_checkpoint,
+            last_step_skipped=self.last_good_step != self.step,
         )
 
     def _loop(self) -> None:
@@ -303,13 +379,26 @@ class Trainer:
                 break
 
     def _finish(self) -> None:
-        if self.saved_step != self.step:
+        if self.step > 0 and self.guard.total >= self.step:
+            raise TrainingDivergedError(
+                f"no step made an update: all {self.step} steps were skipped (a non-finite loss, gradient or "
+                "update each time); nothing was saved. Lower optim.lr, raise objective.temperature, check the "
+                "data, or use train.precision=fp32."
+            )
+        if self.last_good_step != self.step:
+            where = f"the last checkpoint is {self.last_checkpoint}" if self.last_checkpoint else "no checkpoint"
+            self.log.warn(
+                f"warning: the last step ({self.step}) was skipped: it gets no checkpoint ({where}); final/ holds "
+                f"the weights after step {self.last_good_step}, the last good step"
+            )
+        elif self.saved_step != self.step:
             self.save_checkpoint()
         final = self.output_dir / "final"
         if self.lora_summary is not None:
             merge_lora(self.encoder)  # on every rank, so that all go on with the same (merged) model
         encoder = self._full_encoder()
         if self.rank == 0:
+            require_finite(encoder.state_dict(), f"the final model {final}")
             encoder.save(final)
         if self.world > 1:
             dist.barrier()

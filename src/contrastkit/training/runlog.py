@@ -5,12 +5,16 @@
 steps since the previous record, the learning rate, the gradient norm, the
 epoch, throughput and (if learnable) the temperature. A skipped step gets a
 record of its own at once (``"skipped": true``, the non-finite loss as the
-string ``"nan"``/``"inf"``) and a message on stderr. Only rank 0 writes.
+string ``"nan"``/``"inf"``, and the ``"warning"`` text) and that warning on
+stderr, with or without ``train.progress``: warnings (:meth:`RunLog.warn`)
+always reach stderr, where ``train.progress=false`` silences the other
+messages. Only rank 0 writes.
 """
 
 from __future__ import annotations
 
 import json
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -60,8 +64,18 @@ class RunLog:
         self.message(start_line(cfg, self.output_dir, self.total_steps, step, resumed=resumed, processes=world()[1]))
 
     def message(self, text: str) -> None:
+        """An informational line on stderr (only with ``train.progress``)."""
         if self.main and self.progress is not None and self.config.train.progress:
             self.progress.message(text)
+
+    def warn(self, text: str) -> None:
+        """A line on stderr whatever ``train.progress`` says (rank 0)."""
+        if not self.main:
+            return
+        if self.progress is not None:
+            self.progress.message(text)
+        else:
+            print(text, file=sys.stderr, flush=True)
 
     def count(self, examples: int) -> None:
         if self.progress is not None:
@@ -71,12 +85,16 @@ class RunLog:
         """Record step ``step``; writes a record every ``log_every`` steps, at the end, and for a skipped step."""
         self.last_metrics = {**metrics, "skipped": not good}
         if not good:
-            self._write(step, {**metrics, "skipped": True})
             limit = self.config.train.max_bad_steps
-            self.message(
-                f"step {step}: non-finite loss ({metrics['loss']}) or gradient norm ({metrics['grad_norm']}): "
-                f"update skipped ({streak}/{limit} in a row)"
-            )
+            if metrics.get("nonfinite_update"):
+                cause = f"the update made weights non-finite (lr {metrics['lr']:.3g}): update undone and skipped"
+            else:
+                cause = (
+                    f"non-finite loss ({metrics['loss']}) or gradient norm ({metrics['grad_norm']}): update skipped"
+                )
+            text = f"step {step}: {cause} ({streak}/{limit} in a row)"
+            self._write(step, {**metrics, "skipped": True, "warning": text})
+            self.warn(text)
             return
         self._loss_sum += metrics["loss"]
         self._loss_count += 1

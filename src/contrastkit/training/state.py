@@ -13,6 +13,7 @@ so the next step draws exactly what an uninterrupted run would.
 from __future__ import annotations
 
 import datetime as _dt
+import pickle
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
@@ -100,8 +101,10 @@ def restore_run_state(state: RunState, path: str | Path) -> tuple[int, list[str]
     """Load checkpoint ``path`` into ``state``; returns (step, config keys that differ from the checkpoint's).
 
     The random generators are restored last. A checkpoint that does not fit
-    (another model, another data size) raises :class:`ConfigError` on
-    ``train.resume`` with the reason.
+    (another model, another data size), or that cannot be read, raises
+    :class:`ConfigError` on ``train.resume`` with the reason. The caller
+    verifies the checkpoint's files first
+    (:func:`~contrastkit.training.checkpoint.verify_checkpoint`).
     """
     device = next((p.device for p in state.encoder.parameters()), torch.device("cpu"))
     try:
@@ -113,8 +116,9 @@ def restore_run_state(state: RunState, path: str | Path) -> tuple[int, list[str]
             optimizer = torch.load(Path(path) / "optimizer.pt", map_location="cpu", weights_only=True)
             state.sharding.load(model, state.optimizer, optimizer)
         state.sampler.load_state_dict(ckpt.state["sampler"])
-    except (RuntimeError, ValueError, KeyError, FileNotFoundError) as err:
-        raise ConfigError("train.resume", f"cannot resume from {path}: {err}") from None
+    except (RuntimeError, ValueError, KeyError, OSError, EOFError, pickle.UnpicklingError) as err:
+        # a checkpoint that does not fit the run, or (one without a manifest: not verified) does not load
+        raise ConfigError("train.resume", f"cannot resume from {path}: {type(err).__name__}: {err}") from None
     state.guard.load_state_dict(ckpt.state["guard"])
     if state.scaler is not None and ckpt.state["scaler"]:
         state.scaler.load_state_dict(ckpt.state["scaler"])

@@ -1,0 +1,152 @@
+"""The run folder (``train.output_dir``): checked, locked for the run, cleaned of a killed run's leftovers.
+
+:meth:`RunDir.acquire` runs before the model and the data are loaded. It
+creates the folder (and missing parents), takes an exclusive OS lock
+(``fcntl.flock``) on ``output_dir/.contrastkit.lock`` and writes this
+process's id into it (which proves the disk takes a write). Every problem
+is a :class:`~contrastkit.training.schema.ConfigError` on
+``train.output_dir`` naming the path and the cause: the path is a file, a
+parent is a file, no permission, a read-only or a full file system, or
+another run holding the lock. A refused second run changes nothing in the
+folder. The lock is released by the kernel when the process ends, however
+it ends; :meth:`release` also removes what :meth:`acquire` created when the
+run wrote nothing else (a configuration error found later leaves no empty
+folder).
+
+With the lock held, :meth:`remove_leftovers` deletes what an interrupted
+run left: checkpoint temp, swap and prune folders and the final model's
+temp folders (``.final.tmp-*``, ``.final.old-*``).
+"""
+
+from __future__ import annotations
+
+import errno
+import os
+import shutil
+from pathlib import Path
+
+from contrastkit.training.checkpoint import remove_checkpoint_leftovers
+from contrastkit.training.schema import ConfigError
+
+try:
+    import fcntl
+except ImportError:  # not POSIX: runs are not locked
+    fcntl = None  # type: ignore[assignment]
+
+LOCK_FILE = ".contrastkit.lock"
+KEY = "train.output_dir"
+_FINAL_LEFTOVERS = (".final.tmp-", ".final.old-", ".config.yaml.tmp-", "metrics.jsonl.tmp")
+
+
+def _explain(err: OSError, path: Path) -> str:
+    """A reason in words for an OSError met while preparing ``path``."""
+    where = err.filename or path
+    if err.errno in (errno.EROFS,):
+        return f"{where} is on a read-only file system"
+    if err.errno in (errno.ENOSPC, errno.EDQUOT):
+        return f"no space left on the device of {where} (the file system is full)"
+    if err.errno in (errno.EACCES, errno.EPERM):
+        return f"no permission to write in {where}"
+    return f"cannot write in {where}: {err.strerror or err}"
+
+
+def check_output_dir(path: Path) -> None:
+    """Refuse ``path`` when it, or one of its existing parents, is not a folder (no file system access beyond
+    ``stat``); raises :class:`ConfigError` on ``train.output_dir``."""
+    if path.exists() and not path.is_dir():
+        raise ConfigError(KEY, f"{path} is a file, not a folder")
+    for parent in path.parents:
+        if parent.exists():
+            if not parent.is_dir():
+                raise ConfigError(KEY, f"cannot create {path}: its parent {parent} is a file, not a folder")
+            return
+
+
+class RunDir:
+    """``train.output_dir`` held by this process for one run; see the module docstring."""
+
+    def __init__(self, path: str | Path) -> None:
+        self.path = Path(path)
+        self.lock_path = self.path / LOCK_FILE
+        self._fd: int | None = None
+        self._created: list[Path] = []  # folders acquire() made, innermost last
+
+    @property
+    def held(self) -> bool:
+        return self._fd is not None
+
+    def acquire(self) -> None:
+        """Create, lock and test-write the folder; :class:`ConfigError` on ``train.output_dir`` when impossible."""
+        check_output_dir(self.path)
+        self._created = [p for p in reversed((self.path, *self.path.parents)) if not p.exists()]
+        try:
+            self.path.mkdir(parents=True, exist_ok=True)
+            self._lock()
+        except OSError as err:
+            self._undo_created()
+            raise ConfigError(KEY, _explain(err, self.path)) from None
+
+    def _lock(self) -> None:
+        while True:
+            fd = os.open(self.lock_path, os.O_RDWR | os.O_CREAT, 0o644)
+            try:
+                if fcntl is not None:
+                    try:
+                        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                    except BlockingIOError:
+                        holder = os.pread(fd, 200, 0).decode("utf-8", "replace").strip() or "another process"
+                        raise ConfigError(
+                            KEY,
+                            f"{self.path} is in use by another training run ({holder}, lock {self.lock_path}); "
+                            "wait for it to finish or choose another output_dir",
+                        ) from None
+                if os.path.exists(self.lock_path) and os.stat(self.lock_path).st_ino == os.fstat(fd).st_ino:
+                    break  # locked the file that is still in place (not one a finishing run just removed)
+            except BaseException:
+                os.close(fd)
+                raise
+            os.close(fd)
+        try:
+            os.ftruncate(fd, 0)
+            os.pwrite(fd, f"pid {os.getpid()} on {os.uname().nodename}\n".encode(), 0)
+            os.fsync(fd)  # a full disk fails here, before anything expensive
+        except BaseException:
+            os.close(fd)
+            raise
+        self._fd = fd
+
+    def remove_leftovers(self) -> list[Path]:
+        """Delete an interrupted run's hidden temp folders (only while holding the lock); returns them."""
+        if not self.held:
+            return []
+        removed = remove_checkpoint_leftovers(self.path)
+        for path in sorted(self.path.iterdir()):
+            if path.name.startswith(_FINAL_LEFTOVERS):
+                if path.is_dir() and not path.is_symlink():
+                    shutil.rmtree(path, ignore_errors=True)
+                else:
+                    path.unlink(missing_ok=True)
+                removed.append(path)
+        return removed
+
+    def release(self) -> None:
+        """Unlock; when the folder holds nothing but the lock file and :meth:`acquire` created it, remove it."""
+        if self._fd is None:
+            return
+        try:
+            if self._created and [p.name for p in self.path.iterdir()] == [LOCK_FILE]:
+                self.lock_path.unlink(missing_ok=True)
+                self._undo_created()
+        finally:
+            os.close(self._fd)  # releases the lock
+            self._fd = None
+
+    def _undo_created(self) -> None:
+        for folder in reversed(self._created):  # innermost first
+            try:
+                folder.rmdir()
+            except FileNotFoundError:
+                continue
+            except OSError:
+                break
+        self._created = []
