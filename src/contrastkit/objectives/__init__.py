@@ -17,6 +17,7 @@ from contrastkit.objectives import (  # noqa: F401 - importing registers the obj
     mochi,
     multipos,
     multiview,
+    rerank,
     siglip,
     sts,
     supcon,
@@ -41,7 +42,7 @@ from contrastkit.objectives.reducers import (
 from contrastkit.objectives.registry import REGISTRY, Registry
 from contrastkit.objectives.similarity import Similarity, similarity_matrix
 from contrastkit.objectives.targets import Block, Targets
-from contrastkit.objectives.temperature import Temperature
+from contrastkit.objectives.temperature import Temperature, clamp_temperatures
 
 get = REGISTRY.get
 names = REGISTRY.names
@@ -68,6 +69,7 @@ __all__ = [
     "Targets",
     "Temperature",
     "WeightedCE",
+    "clamp_temperatures",
     "get",
     "infos",
     "masked_lse",
