@@ -74,3 +74,26 @@ def test_bad_input_exits_2_and_writes_nothing(tmp_path: Path, capsys: pytest.Cap
     assert main(["mine", "--data", str(_pairs(tmp_path)), "--method", "dense", "--out", str(out)]) == 2
     assert "--model" in capsys.readouterr().err
     assert not out.parent.exists()
+
+
+def test_default_margin_and_a_loud_false_negative_warning(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setattr(mine_cli, "_encoder", lambda model: BagEncoder())
+    pairs = tmp_path / "near.jsonl"  # the second query's positive is a near-copy of the first query
+    rows = [("a cat on a mat", "cat on mat"), ("a cat on a mat today", "a cat on a mat today"), ("dogs", "dogs bark")]
+    pairs.write_text("".join(json.dumps({"anchor": a, "positive": p}) + "\n" for a, p in rows))
+    args = ["mine", "--data", str(pairs), "--model", "toy", "--num-negatives", "2", "--index", "torch"]
+    assert main([*args, "--out", str(tmp_path / "safe.jsonl")]) == 0
+    report = json.loads((tmp_path / "safe.report.json").read_text())
+    assert report["config"]["filters"]["relative_margin"] == 0.05 and report["warnings"] == []
+    assert "WARNING" not in capsys.readouterr().err
+    assert main([*args, "--relative-margin", "none", "--out", str(tmp_path / "risky.jsonl")]) == 0
+    err = capsys.readouterr().err
+    assert "contrastkit mine: WARNING: estimated false-negative rate" in err and "--relative-margin" in err
+    report = json.loads((tmp_path / "risky.report.json").read_text())
+    assert report["config"]["filters"]["relative_margin"] is None and report["warnings"]
+    with pytest.raises(SystemExit) as stop:
+        main([*args, "--relative-margin", "lots", "--out", str(tmp_path / "x.jsonl")])
+    assert stop.value.code == 2
+    assert "expected a number or 'none'" in capsys.readouterr().err

@@ -10,8 +10,20 @@ from mining_helpers import CORPUS, POSITIVES, QUERIES, BagEncoder, toy_data
 
 from contrastkit.data.errors import DataError
 from contrastkit.data.readers import read_examples
-from contrastkit.mining import FilterConfig, MiningConfig, from_beir, from_pairs, load_data, mine, to_records
-from contrastkit.mining.pipeline import atomic_write, search_depth, write_jsonl, write_report
+from contrastkit.mining import (
+    DEFAULT_RELATIVE_MARGIN,
+    FalseNegativeWarning,
+    FilterConfig,
+    MiningConfig,
+    MiningData,
+    from_beir,
+    from_pairs,
+    load_data,
+    mine,
+    quality_warnings,
+    to_records,
+)
+from contrastkit.mining.pipeline import atomic_write, report, search_depth, write_jsonl, write_report
 
 
 def _beir(folder: Path, qrels: str) -> Path:
@@ -96,7 +108,8 @@ def test_margin_filters_use_the_method_scores() -> None:
 
 def test_search_depth_defaults_follow_sentence_transformers() -> None:
     data = toy_data()  # at most 2 positives per query
-    assert search_depth(MiningConfig(num_negatives=3), data) == 5
+    assert search_depth(MiningConfig(num_negatives=3, filters=FilterConfig()), data) == 5
+    assert search_depth(MiningConfig(num_negatives=3), data) == 32  # the default margin filters: 10 x k
     assert search_depth(MiningConfig(num_negatives=3, filters=FilterConfig(relative_margin=0.1)), data) == 32
     assert search_depth(MiningConfig(filters=FilterConfig(range_min=2, range_max=9)), data) == 11
 
@@ -122,3 +135,28 @@ def test_rescorer_scores_drive_the_filters() -> None:
         shortest_positive = min(len(data.corpus[p]) for p in data.positives[q])
         assert all(len(data.corpus[d]) <= shortest_positive for d in negs)
         assert [len(data.corpus[d]) for d in negs] == sorted((len(data.corpus[d]) for d in negs), reverse=True)
+
+
+def _unlabelled_positive() -> MiningData:
+    """One query whose corpus holds an unlabelled near-copy of the query scoring above the labelled positive."""
+    corpus = ["cat on mat", "a cat on a mat today", "dogs bark", "stock prices"]
+    return MiningData(["a cat on a mat"], ["q"], [[0]], corpus, [f"d{i}" for i in range(len(corpus))])
+
+
+def test_default_mining_keeps_a_margin_and_a_high_false_negative_rate_warns() -> None:
+    data = _unlabelled_positive()
+    assert MiningConfig().filters.relative_margin == DEFAULT_RELATIVE_MARGIN == 0.05
+    safe = mine(data, MiningConfig(num_negatives=2, index="torch"), encoder=BagEncoder())
+    assert 1 not in safe.negatives[0] and safe.warnings == []
+    assert (safe.negative_scores[0] <= safe.positive_scores[0].min() * 0.95).all()
+    with pytest.warns(FalseNegativeWarning, match="false-negative rate 0.50 is above 0.10"):
+        risky = mine(data, MiningConfig(num_negatives=2, filters=FilterConfig(), index="torch"), encoder=BagEncoder())
+    assert 1 in risky.negatives[0] and risky.quality["false_negative_rate"] == 0.5
+    assert risky.warnings and "--relative-margin" in risky.warnings[0]
+    assert report(risky)["warnings"] == risky.warnings
+
+
+def test_quality_warnings_threshold() -> None:
+    assert quality_warnings({"false_negative_rate": 0.1}) == []  # at the threshold: quiet
+    assert quality_warnings({"false_negative_rate": float("nan")}) == []  # no negatives mined
+    assert len(quality_warnings({"false_negative_rate": 0.37})) == 1

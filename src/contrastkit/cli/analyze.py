@@ -34,12 +34,22 @@ def add_parser(commands: argparse._SubParsersAction) -> None:
     p.add_argument("--data", required=True, help="STS or pairs folder/file, BEIR folder, or a sentence file")
     p.add_argument("--split", default=None, help="split file to read (default: test, or the folder's only file)")
     p.add_argument("--out", default=None, help="output folder (default: analysis/<model name>)")
-    p.add_argument("--positive-score", type=float, default=4.0, help="gold score at or above which a pair is positive")
-    p.add_argument("--max-texts", type=int, default=2000, help="embeddings measured (random subset beyond)")
-    p.add_argument("--seed", type=int, default=0, help="seed of every random draw")
-    p.add_argument("--batch-size", type=int, default=64, help="encoding batch size")
-    p.add_argument("--no-token-level", action="store_true", help="skip the per-layer token measures")
-    p.add_argument("--reference-compat", action="store_true", help="token measures exactly as the paper's code")
+    p.add_argument(
+        "--positive-score", type=float, default=4.0,
+        help="gold score at or above which a pair is positive (default: %(default)s)",
+    )  # fmt: skip
+    p.add_argument(
+        "--max-texts", type=int, default=2000, help="texts embedded and measured; a seeded random subset beyond "
+        "(default: %(default)s)"
+    )  # fmt: skip
+    p.add_argument("--seed", type=int, default=0, help="seed of every random draw (default: %(default)s)")
+    p.add_argument("--batch-size", type=int, default=64, help="encoding batch size (default: %(default)s)")
+    p.add_argument(
+        "--no-token-level", action="store_true", help="skip the per-layer token measures (default: measured)"
+    )
+    p.add_argument(
+        "--reference-compat", action="store_true", help="token measures exactly as the paper's code (default: off)"
+    )
     p.set_defaults(run=run)
 
 

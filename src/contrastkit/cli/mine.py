@@ -2,46 +2,112 @@
 
 Example::
 
-    contrastkit mine --data scifact --split train --model all-MiniLM-L6-v2 --method dense \\
-        --num-negatives 5 --range-min 10 --range-max 50 --relative-margin 0.05 --out negatives.jsonl
+    contrastkit mine --data ../shared/data/scifact --split train --model all-MiniLM-L6-v2 --method dense \\
+        --num-negatives 5 --range-min 10 --range-max 50 --out negatives.jsonl
 
 writes ``negatives.jsonl`` (one ``{"anchor", "positive", "negative": [...], "group"}`` per
 (query, positive)) and ``negatives.report.json`` / ``.md`` (timings, false-negative rate,
-hardness gap, partial ECI terms). Bad input (a missing file, a qrels id not in the corpus)
+hardness gap, partial ECI terms). A candidate must score at least 5% below the
+query's positive unless ``--relative-margin none``; an estimated false-negative rate above
+:data:`~contrastkit.mining.quality.FALSE_NEGATIVE_WARN_RATE` prints a warning (and is in the
+report). Bad input (a missing file, a qrels id not in the corpus)
 stops with the reader's message, exit status 2 and nothing written.
 """
 
 from __future__ import annotations
 
 import argparse
+import sys
+import warnings
 from pathlib import Path
+
+from contrastkit.mining.filters import DEFAULT_RELATIVE_MARGIN
 
 
 def add_parser(commands: argparse._SubParsersAction) -> None:
-    p = commands.add_parser("mine", help="mine hard negatives (BM25, dense or hybrid) into a training JSONL")
+    p = commands.add_parser(
+        "mine",
+        help="mine hard negatives (BM25, dense or hybrid) into a training JSONL",
+        description=(
+            "Mine hard negatives for a BEIR folder or a pairs file. By default a candidate must score at least "
+            f"{DEFAULT_RELATIVE_MARGIN:.0%} below the query's positive (--relative-margin), so unlabelled positives "
+            "are not mined as negatives; a high estimated false-negative rate is reported as a warning."
+        ),
+    )
     p.add_argument("--data", required=True, help="a BEIR folder or a pairs file (JSONL/CSV/TSV with anchor, positive)")
-    p.add_argument("--split", default="train", help="qrels split of a BEIR folder (default: train)")
-    p.add_argument("--model", help="encoder folder or alias, needed for dense and hybrid")
-    p.add_argument("--method", choices=["bm25", "dense", "hybrid"], default="dense")
-    p.add_argument("--num-negatives", type=int, default=3)
-    p.add_argument("--range-min", type=int, default=0, help="skip the first N eligible candidates")
-    p.add_argument("--range-max", type=int, default=None, help="consider eligible candidates up to rank N")
-    p.add_argument("--margin", type=float, default=None, help="absolute margin: negative <= positive - margin")
-    p.add_argument("--relative-margin", type=float, default=None, help="negative <= positive - |positive| * m")
-    p.add_argument("--max-score", type=float, default=None, help="drop candidates scoring above this")
-    p.add_argument("--sampling", choices=["top", "random"], default="top")
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--depth", type=int, default=None, help="candidates retrieved per query (default: derived)")
-    p.add_argument("--index", choices=["auto", "torch", "flat", "hnsw", "ivf"], default="auto")
-    p.add_argument("--fusion", choices=["rrf", "mix"], default="rrf", help="hybrid: rank fusion or score mixing")
-    p.add_argument("--batch-size", type=int, default=64)
+    p.add_argument("--split", default="train", help="qrels split of a BEIR folder (default: %(default)s)")
+    p.add_argument(
+        "--model", help="encoder folder or alias (e.g. all-MiniLM-L6-v2); needed for dense and hybrid, not bm25"
+    )
+    p.add_argument(
+        "--method", choices=["bm25", "dense", "hybrid"], default="dense",
+        help="candidate search: BM25 (needs bm25s: pip install 'contrastkit[mining]'), dense, or both fused "
+        "(default: %(default)s)",
+    )  # fmt: skip
+    p.add_argument("--num-negatives", type=int, default=3, help="negatives per query (default: %(default)s)")
+    p.add_argument(
+        "--range-min", type=int, default=0, help="skip the first N eligible candidates (default: %(default)s)"
+    )
+    p.add_argument(
+        "--range-max", type=int, default=None, help="consider eligible candidates up to rank N (default: no limit)"
+    )
+    p.add_argument(
+        "--margin", type=_optional_float, default=None,
+        help="absolute margin: keep a negative only if its score <= positive - margin (default: none)",
+    )  # fmt: skip
+    p.add_argument(
+        "--relative-margin", type=_optional_float, default=DEFAULT_RELATIVE_MARGIN,
+        help="relative margin: keep a negative only if its score <= positive - |positive| * m; 'none' turns it "
+        "off (default: %(default)s)",
+    )  # fmt: skip
+    p.add_argument(
+        "--max-score", type=_optional_float, default=None, help="drop candidates scoring above this (default: none)"
+    )
+    p.add_argument(
+        "--sampling", choices=["top", "random"], default="top",
+        help="take the best eligible candidates, or a seeded random draw of them (default: %(default)s)",
+    )  # fmt: skip
+    p.add_argument("--seed", type=int, default=0, help="seed of --sampling random (default: %(default)s)")
+    p.add_argument(
+        "--depth", type=int, default=None,
+        help="candidates retrieved per query (default: derived from --range-max, the margins and --num-negatives)",
+    )  # fmt: skip
+    p.add_argument(
+        "--index", choices=["auto", "torch", "flat", "hnsw", "ivf"], default="auto",
+        help="dense search index: exact torch, or faiss flat/hnsw/ivf; auto picks by corpus size (default: "
+        "%(default)s)",
+    )  # fmt: skip
+    p.add_argument(
+        "--fusion", choices=["rrf", "mix"], default="rrf",
+        help="hybrid: reciprocal rank fusion or score mixing (default: %(default)s)",
+    )  # fmt: skip
+    p.add_argument("--batch-size", type=int, default=64, help="encoding batch size (default: %(default)s)")
     p.add_argument("--out", required=True, help="output JSONL; the report goes to OUT's stem + .report.json/.md")
     p.set_defaults(run=run)
 
 
+def _optional_float(text: str) -> float | None:
+    """A float, or None for ``none``/``off`` (a filter switched off)."""
+    if text.strip().lower() in ("none", "off", "null"):
+        return None
+    try:
+        return float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number or 'none', got {text!r}") from None
+
+
 def run(args: argparse.Namespace) -> int:
     from contrastkit.cli.main import CliError
-    from contrastkit.mining import FilterConfig, MiningConfig, load_data, mine, to_records, write_jsonl, write_report
+    from contrastkit.mining import (
+        FalseNegativeWarning,
+        FilterConfig,
+        MiningConfig,
+        load_data,
+        mine,
+        to_records,
+        write_jsonl,
+        write_report,
+    )
 
     if args.method != "bm25" and not args.model:
         raise CliError(f"--method {args.method} needs --model")
@@ -66,7 +132,9 @@ def run(args: argparse.Namespace) -> int:
     try:
         data = load_data(args.data, split=args.split)
         encoder = _encoder(args.model) if args.method != "bm25" else None
-        result = mine(data, config, encoder=encoder)
+        with warnings.catch_warnings():  # printed below, louder, after the summary
+            warnings.simplefilter("ignore", FalseNegativeWarning)
+            result = mine(data, config, encoder=encoder)
     except (FileNotFoundError, ImportError) as err:
         raise CliError(str(err)) from None
     records = to_records(data, result.negatives)
@@ -81,6 +149,8 @@ def run(args: argparse.Namespace) -> int:
         f"{args.num_negatives} negatives) -> {out}; estimated false-negative rate {q['false_negative_rate']:.4f}; "
         f"report {json_path}"
     )
+    for text in result.warnings:
+        print(f"contrastkit mine: WARNING: {text}", file=sys.stderr)
     return 0
 
 

@@ -5,11 +5,13 @@ See :mod:`contrastkit.mining.pipeline` for the stages and ``contrastkit mine`` f
 """
 
 from contrastkit.mining.candidates import BM25Index, Candidates, dense_candidates, hybrid_candidates, rescore
-from contrastkit.mining.filters import FilterConfig, eligible
+from contrastkit.mining.filters import DEFAULT_RELATIVE_MARGIN, FilterConfig, eligible
 from contrastkit.mining.pipeline import (
+    FalseNegativeWarning,
     MiningConfig,
     MiningData,
     MiningResult,
+    default_filters,
     from_beir,
     from_pairs,
     load_data,
@@ -18,16 +20,19 @@ from contrastkit.mining.pipeline import (
     write_jsonl,
     write_report,
 )
-from contrastkit.mining.quality import false_negative_rate, hardness_gap, summarize
+from contrastkit.mining.quality import false_negative_rate, hardness_gap, quality_warnings, summarize
 from contrastkit.mining.sample import sample
 
 __all__ = [
+    "DEFAULT_RELATIVE_MARGIN",
     "BM25Index",
     "Candidates",
+    "FalseNegativeWarning",
     "FilterConfig",
     "MiningConfig",
     "MiningData",
     "MiningResult",
+    "default_filters",
     "dense_candidates",
     "eligible",
     "false_negative_rate",
@@ -37,6 +42,7 @@ __all__ = [
     "hybrid_candidates",
     "load_data",
     "mine",
+    "quality_warnings",
     "rescore",
     "sample",
     "summarize",

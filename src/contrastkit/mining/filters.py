@@ -18,6 +18,11 @@ meaningful:
    same order as sentence-transformers' ``mine_hard_negatives``.
 
 A known positive can therefore never be emitted, whatever the other settings.
+
+:class:`FilterConfig` itself filters nothing beyond the positives; mining's
+default (:class:`~contrastkit.mining.pipeline.MiningConfig` and ``contrastkit
+mine``) adds :data:`DEFAULT_RELATIVE_MARGIN`, so an unlabelled positive that
+scores like the labelled one is not mined as a negative unless asked for.
 """
 
 from __future__ import annotations
@@ -29,6 +34,8 @@ import torch
 from torch import Tensor
 
 from contrastkit.mining.candidates import Candidates
+
+DEFAULT_RELATIVE_MARGIN = 0.05  # mining's default: a negative scores at least 5% below the positive
 
 
 @dataclass(frozen=True)

@@ -3,7 +3,7 @@
 ::
 
     data = load_data("scifact", split="train")          # BEIR folder, or a pairs JSONL/CSV/TSV file
-    config = MiningConfig(method="bm25", num_negatives=5, filters=FilterConfig(range_max=50))
+    config = MiningConfig(method="bm25", num_negatives=5, filters=FilterConfig(range_max=50, relative_margin=0.05))
     result = mine(data, config)                         # search -> eligible -> sample -> quality
     write_jsonl(to_records(data, result.negatives), "negatives.jsonl")
     write_report(result, "negatives.report")            # .json and .md
@@ -23,6 +23,7 @@ import json
 import os
 import tempfile
 import time
+import warnings
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -33,11 +34,20 @@ from torch import Tensor
 
 from contrastkit.data.errors import DataError
 from contrastkit.mining import candidates as cand
-from contrastkit.mining.filters import FilterConfig, eligible
-from contrastkit.mining.quality import summarize
+from contrastkit.mining.filters import DEFAULT_RELATIVE_MARGIN, FilterConfig, eligible
+from contrastkit.mining.quality import quality_warnings, summarize
 from contrastkit.mining.sample import Sampling, sample
 
 Method = Literal["bm25", "dense", "hybrid"]
+
+
+class FalseNegativeWarning(UserWarning):
+    """The mined set's estimated false-negative rate is high (:func:`~contrastkit.mining.quality.quality_warnings`)."""
+
+
+def default_filters() -> FilterConfig:
+    """Mining's default filters: the relative margin :data:`~contrastkit.mining.filters.DEFAULT_RELATIVE_MARGIN`."""
+    return FilterConfig(relative_margin=DEFAULT_RELATIVE_MARGIN)
 
 
 @dataclass(frozen=True)
@@ -53,13 +63,14 @@ class MiningData:
 
 @dataclass(frozen=True)
 class MiningConfig:
-    """Mining settings. ``depth`` (candidates per query) defaults as in sentence-transformers:
-    ``range_max + max positives``, else ``range_min + 10 * k + max positives`` with a margin or ceiling
-    set, else ``range_min + k + max positives``."""
+    """Mining settings. ``filters`` default to :func:`default_filters` (a 5% relative margin: safe against
+    unlabelled positives); pass ``FilterConfig()`` for none. ``depth`` (candidates per query) defaults as in
+    sentence-transformers: ``range_max + max positives``, else ``range_min + 10 * k + max positives`` with a
+    margin or ceiling set, else ``range_min + k + max positives``."""
 
     method: Method = "dense"
     num_negatives: int = 3
-    filters: FilterConfig = field(default_factory=FilterConfig)
+    filters: FilterConfig = field(default_factory=default_filters)
     sampling: Sampling = "top"
     seed: int = 0
     depth: int | None = None
@@ -71,7 +82,8 @@ class MiningConfig:
 
 @dataclass
 class MiningResult:
-    """Per query: mined corpus indices and their scores, the positives' scores; stage timings; quality."""
+    """Per query: mined corpus indices and their scores, the positives' scores; stage timings; quality;
+    warnings about the quality (also issued as :class:`FalseNegativeWarning`)."""
 
     negatives: list[list[int]]
     negative_scores: list[Tensor]
@@ -79,6 +91,7 @@ class MiningResult:
     seconds: dict[str, float]
     quality: dict[str, Any]
     config: MiningConfig
+    warnings: list[str] = field(default_factory=list)
 
 
 # ---------------------------------------------------------------- load
@@ -219,7 +232,10 @@ def mine(
     quality["queries"] = len(data.queries)
     quality["queries_short"] = sum(len(n) < config.num_negatives for n in negatives)
     quality["negatives"] = sum(len(n) for n in negatives)
-    return MiningResult(negatives, negative_scores, positive_scores, seconds, quality, config)
+    found_warnings = quality_warnings(quality)
+    for text in found_warnings:
+        warnings.warn(text, FalseNegativeWarning, stacklevel=2)
+    return MiningResult(negatives, negative_scores, positive_scores, seconds, quality, config, found_warnings)
 
 
 # ---------------------------------------------------------------- write
@@ -259,7 +275,7 @@ def write_jsonl(records: Sequence[dict[str, Any]], path: str | Path) -> None:
 def report(result: MiningResult) -> dict[str, Any]:
     """The report as a JSON-ready dict: config, timings, quality."""
     config = asdict(result.config)
-    return {"config": config, "seconds": result.seconds, "quality": result.quality}
+    return {"config": config, "seconds": result.seconds, "quality": result.quality, "warnings": result.warnings}
 
 
 def write_report(result: MiningResult, stem: str | Path) -> tuple[Path, Path]:
@@ -272,6 +288,7 @@ def write_report(result: MiningResult, stem: str | Path) -> tuple[Path, Path]:
     lines.append("|---|---|")
     for key, value in {**data["quality"], **{f"seconds_{k}": v for k, v in data["seconds"].items()}}.items():
         lines.append(f"| {key} | {value:.4f} |" if isinstance(value, float) else f"| {key} | {value} |")
+    lines += ["", *(f"**Warning**: {w}" for w in result.warnings)] if result.warnings else []
     lines += ["", "ECI terms are status partial: placeholder hardness/safety, not the paper's exact ECI."]
     atomic_write(md_path, "\n".join(lines) + "\n")
     return json_path, md_path

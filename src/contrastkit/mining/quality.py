@@ -10,6 +10,10 @@ is the reference, as in the margin filters.
   above the reference positive: an *estimate* of how many are unlabelled
   positives, as good as the judge.
 
+:func:`quality_warnings` turns a summary into warnings: above
+:data:`FALSE_NEGATIVE_WARN_RATE` estimated false negatives the mined set
+likely teaches the model to push away true answers.
+
 ECI (objectives.md section 16, status ``partial``): only its structure is
 known, ECI = Information Capacity x Discriminative Efficiency with the
 efficiency the harmonic mean of a hardness term H and a safety term Sf. The
@@ -29,6 +33,7 @@ import torch
 from torch import Tensor
 
 ECI_STATUS = "partial"
+FALSE_NEGATIVE_WARN_RATE = 0.1  # estimated false-negative rate above which mining warns
 
 
 def _pairs(positive_scores: Sequence[Tensor], negative_scores: Sequence[Tensor]) -> tuple[Tensor, Tensor]:
@@ -111,3 +116,15 @@ def summarize(positive_scores: Sequence[Tensor], negative_scores: Sequence[Tenso
         "eci_partial": mean([eci_partial(p, n) for p, n in per_query]),
         "eci_status": ECI_STATUS,
     }
+
+
+def quality_warnings(quality: dict[str, object], *, threshold: float = FALSE_NEGATIVE_WARN_RATE) -> list[str]:
+    """Warnings about a :func:`summarize` result: the estimated false-negative rate above ``threshold``."""
+    rate = quality.get("false_negative_rate")
+    if not isinstance(rate, float) or not rate > threshold:
+        return []
+    return [
+        f"estimated false-negative rate {rate:.2f} is above {threshold:.2f}: {rate:.0%} of the mined negatives "
+        "score at or above their query's positive and are likely unlabelled positives; set a margin "
+        "(--relative-margin 0.05, --margin, --max-score) or skip the top ranks (--range-min)"
+    ]
