@@ -8,6 +8,7 @@ One :class:`Example` type covers the example kinds of contrastive training:
 | triplet / hard negatives | ``anchor``, ``positives=(p,)``, ``negatives=(n1, ...)`` |
 | multiple positives | ``anchor``, ``positives=(p1, p2, ...)``, ``negatives`` |
 | graded pair | ``anchor``, ``positives=(p,)``, ``score`` |
+| distillation | any kind with texts, plus ``positive_scores`` / ``negative_scores``: a teacher's score of each text |
 | labelled text | ``anchor``, ``label`` |
 | multi-label text | ``anchor``, ``labels`` |
 | unlabelled sentence | ``anchor`` only (views come from augmentation) |
@@ -40,6 +41,17 @@ class Example:
     labels: tuple[int | str, ...] = ()
     group: str | None = None
     source: str | None = None
+    positive_scores: tuple[float, ...] = ()
+    negative_scores: tuple[float, ...] = ()
+
+    @property
+    def teacher_scored(self) -> bool:
+        """Whether a teacher scored every positive and negative (scores for distillation)."""
+        return (
+            len(self.positive_scores) == len(self.positives)
+            and len(self.negative_scores) == len(self.negatives)
+            and (bool(self.positive_scores) or bool(self.negative_scores))
+        )
 
     def texts(self) -> tuple[str, ...]:
         """Every text of the example: anchor, positives, negatives."""

@@ -56,6 +56,8 @@ DEFAULT_COLUMNS: dict[str, tuple[str, ...]] = {
     "label": ("label",),
     "labels": ("labels",),
     "group": ("group",),
+    "positive_scores": ("positive_scores",),
+    "negative_scores": ("negative_scores",),
 }
 KIND_DEFAULT_COLUMNS: dict[str, dict[str, tuple[str, ...]]] = {
     "image_text": {
@@ -65,6 +67,9 @@ KIND_DEFAULT_COLUMNS: dict[str, dict[str, tuple[str, ...]]] = {
 }
 INFERRED_KINDS = tuple(k for k in KIND_ROLES if k != "image_text")  # image_text has a pair's roles: asked for only
 LIST_ROLES = ("positive", "negative", "labels")
+SCORE_ROLES = {"positive_scores": "positive", "negative_scores": "negative"}
+"""Teacher scores (distillation): one per positive / negative text, in order; kept by kinds with that role."""
+OPTIONAL_ROLES = ("group", *SCORE_ROLES)
 
 
 @dataclass(frozen=True)
@@ -92,7 +97,7 @@ def check_columns(columns: Mapping[str, str | Sequence[str]] | None, kind: str |
         names = (names,) if isinstance(names, str) else tuple(names)
         if not names or (len(names) > 1 and role not in LIST_ROLES):
             raise ValueError(f"columns[{role!r}]: expected one column name" + (" or a list" * (role in LIST_ROLES)))
-        if kind is not None and role not in (*KIND_ROLES[kind], "group"):
+        if kind is not None and role not in (*KIND_ROLES[kind], *_optional(kind)):
             raise ValueError(f"columns maps role {role!r}, which kind {kind!r} does not use")
         mapping[role] = names
     return mapping
@@ -118,7 +123,7 @@ def resolve(
             found[role] = (hit,)
             used.add(hit)
     if kind is None:
-        roles = set(found) - {"group"}
+        roles = set(found) - set(OPTIONAL_ROLES)
         kind = next((k for k in INFERRED_KINDS if set(KIND_ROLES[k]) == roles), None)
         if kind is None:
             raise DataError(f"cannot infer the example kind from columns ({shown}); pass kind= or columns=")
@@ -126,8 +131,13 @@ def resolve(
         if role not in found:
             wanted = " or ".join(repr(n) for n in defaults[role])
             raise DataError(f"missing column {wanted} for role {role!r} of kind {kind!r} (present: {shown})")
-    keep = (*KIND_ROLES[kind], "group")
+    keep = (*KIND_ROLES[kind], *_optional(kind))
     return Plan(kind, {r: found[r] for r in keep if r in found}, root)
+
+
+def _optional(kind: str) -> tuple[str, ...]:
+    """The roles a kind may have besides its own: ``group``, and the teacher scores of its text lists."""
+    return ("group", *(r for r, texts in SCORE_ROLES.items() if texts in KIND_ROLES[kind]))
 
 
 # ---------------------------------------------------------------- values
@@ -204,6 +214,8 @@ def to_example(record: Mapping[str, Any], plan: Plan, typed: bool, source: str) 
             if role == "positive" and not texts:
                 raise DataError(f"no positive text in column {names[0]!r} (empty list)")
             fields[role + "s"] = tuple(texts)
+        elif role in SCORE_ROLES:
+            fields[role] = _scores(values[0], names[0], typed)
         elif role == "score":
             fields["score"] = _score(values[0], names[0], typed)
         elif role == "label":
@@ -219,4 +231,20 @@ def to_example(record: Mapping[str, Any], plan: Plan, typed: bool, source: str) 
             fields["labels"] = tuple(labels)
         else:
             fields["group"] = str(_label(values[0], names[0], True))
+    _check_score_counts(fields, plan)
     return Example(**fields, source=source)
+
+
+def _scores(value: Any, column: str, typed: bool) -> tuple[float, ...]:
+    """Teacher scores: a list of numbers (or one number), each checked as a score."""
+    if isinstance(value, list):
+        return tuple(_score(v, f"{column}[{i}]", typed) for i, v in enumerate(value))
+    return (_score(value, column, typed),)
+
+
+def _check_score_counts(fields: dict[str, Any], plan: Plan) -> None:
+    """One teacher score per text: ``positive_scores`` as long as ``positives``, likewise for negatives."""
+    for role, texts in SCORE_ROLES.items():
+        if role in fields and len(fields[role]) != len(fields.get(texts + "s", ())):
+            n, m = len(fields[role]), len(fields.get(texts + "s", ()))
+            raise DataError(f"column {plan.columns[role][0]!r}: {n} teacher scores for {m} {texts} texts")

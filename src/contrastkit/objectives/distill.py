@@ -120,11 +120,14 @@ class TeacherTargets(Targets):
         """Whether any row has a scored group."""
         return self.group_index is not None and bool((self.group_index >= 0).any())
 
-    def rows_slice(self, rows: slice, sliced: Targets) -> TeacherTargets:
-        """``sliced`` (this targets' ``rows`` made by ``row_slice``) with the group fields' rows too."""
-        base = {name: getattr(sliced, name) for name in Targets.__dataclass_fields__}
+    def base(self) -> Targets:
+        """The plain :class:`Targets` part (without the groups)."""
+        return Targets(**{name: getattr(self, name) for name in Targets.__dataclass_fields__})
+
+    def with_base(self, base: Targets, rows: slice) -> TeacherTargets:
+        """``base`` (e.g. ``row_slice(self.base(), rows)``) with the groups' ``rows``."""
         groups = {f: None if getattr(self, f) is None else getattr(self, f)[rows] for f in GROUP_FIELDS}
-        return TeacherTargets(**base, **groups)
+        return TeacherTargets(**{name: getattr(base, name) for name in Targets.__dataclass_fields__}, **groups)
 
 
 def group_logits(L: Tensor, targets: Targets) -> tuple[Tensor, Tensor, Tensor, Tensor] | None:

@@ -7,7 +7,9 @@ memory queue) and knows how an objective consumes a :class:`Batch`:
   against the batch's candidates (every example's positives, then every
   example's negatives) with ``Batch.targets()`` (own positives, same-group
   positives masked). A queue (``scale.queue_size``) appends past candidates
-  as extra negatives.
+  as extra negatives. Distillation objectives (``margin_mse``,
+  ``listwise_kl``: ``needs_teacher``) get the same targets plus each
+  teacher-scored example's group (:func:`contrastkit.data.teacher.teacher_targets`).
 * **view** objectives (``simcse``, ``ntxent``, ``simcse_sup``, ``supcon``,
   ...) get ``views`` (V, n, d): view 0 is the anchor, the others its
   positives and negatives in order (every example must have the same
@@ -41,6 +43,7 @@ import torch
 from torch import Tensor, nn
 
 from contrastkit.data.examples import Batch, Example
+from contrastkit.data.teacher import teacher_targets
 from contrastkit.encoders.base import Encoder, Features
 from contrastkit.encoders.dual import tokenize_side
 from contrastkit.encoders.subbatch import (
@@ -51,6 +54,7 @@ from contrastkit.encoders.subbatch import (
     trim_padding,
 )
 from contrastkit.objectives.base import Kind, Objective, ScaledObjective, ViewMatrixObjective
+from contrastkit.objectives.distill import TeacherTargets
 from contrastkit.objectives.registry import REGISTRY
 from contrastkit.objectives.similarity import Similarity, prepare
 from contrastkit.objectives.targets import Targets
@@ -165,6 +169,9 @@ class BatchLoss(nn.Module):
         # the global loss is computed whole on every rank (views, symmetric objectives) rather than in row parts
         self.replicated = self.views or (isinstance(obj, ScaledObjective) and obj.symmetric)
         self.labelled = obj.info.kind is Kind.LABELLED
+        self.teacher = bool(getattr(obj, "needs_teacher", False))
+        if scale.queue_size and self.teacher:
+            raise ConfigError("scale.queue_size", f"{obj.info.name!r} distils teacher scores of the batch's own rows")
         self.labels = dict(labels or {})
         self.anchor_prompt, self.candidate_prompt = anchor_prompt, candidate_prompt
         if scale.queue_size and self.views:
@@ -200,6 +207,16 @@ class BatchLoss(nn.Module):
                 f"{name!r} scores anchors against positives, but the examples have none; "
                 "use a view objective (e.g. simcse) for anchor-only data",
             )
+        elif self.teacher and not self._distils_any(examples):
+            raise ConfigError(
+                "data.train",
+                f"{name!r} distils teacher scores, but no example has positive_scores/negative_scores "
+                "(write them with `contrastkit mine --rescore`, or set objective.hparams.infonce_weight)",
+            )
+
+    def _distils_any(self, examples: Sequence[Example]) -> bool:
+        """Whether a distillation objective has something to train on: scored examples, or an InfoNCE term."""
+        return bool(getattr(self.loss.objective, "infonce_weight", 0)) or any(ex.teacher_scored for ex in examples)
 
     def _base_loss(self, *inputs: object) -> Tensor:
         if self.replicated or world()[1] == 1:
@@ -266,9 +283,9 @@ class BatchLoss(nn.Module):
             _to(tokenize_side(encoder, list(local.candidates), "candidate", self.candidate_prompt), device),
         ]
         size = world()[1]
-        targets = batch.targets()
+        targets = teacher_targets(batch) if self.teacher else batch.targets()
         if size > 1 and not self.replicated:
-            targets = row_slice(targets, rows)
+            targets = _row_slice(targets, rows)
         targets = targets.to(device)
         num_pos = sum(len(ex.positives) for ex in local.examples)
 
@@ -329,6 +346,13 @@ def rank_rows(total: int, rank: int, size: int) -> slice:
     base, extra = divmod(total, size)
     start = rank * base + min(rank, extra)
     return slice(start, start + base + (rank < extra))
+
+
+def _row_slice(targets: Targets, rows: slice) -> Targets:
+    """``row_slice`` that keeps a :class:`TeacherTargets`' groups (their rows sliced too)."""
+    if isinstance(targets, TeacherTargets):
+        return targets.with_base(row_slice(targets.base(), rows), rows)
+    return row_slice(targets, rows)
 
 
 def _to(features: Features, device: torch.device) -> Features:
