@@ -7,11 +7,12 @@ import time
 from pathlib import Path
 
 import pytest
+import torch
 from task_helpers import VectorEncoder, polar, write_tsv
 
 from contrastkit.data.errors import DataError
 from contrastkit.evaluation.cache import EmbeddingCache
-from contrastkit.evaluation.sts import evaluate_sts, pearson, rankdata, read_sts, spearman
+from contrastkit.evaluation.sts import evaluate_sts, paired_cosine, pearson, rankdata, read_sts, spearman
 
 HEADER = ("sentence1", "sentence2", "score")
 
@@ -158,3 +159,25 @@ def test_minilm_reproduces_the_published_sts_numbers() -> None:
     print(f"STS reference run: {got} in {time.perf_counter() - start:.0f} s")
     for name, expected in REFERENCE.items():
         assert abs(got[name] - expected) <= 0.05, (name, got[name], expected)
+
+
+def test_paired_cosine_against_a_loop_and_its_errors() -> None:
+    """The one pair cosine every STS-style score uses (evaluation, training callback, diagnostics, MTEB)."""
+    g = torch.Generator().manual_seed(0)
+    a, b = torch.randn(5, 3, generator=g), torch.randn(5, 3, generator=g)
+    want = [float(a[i] @ b[i] / (a[i].norm() * b[i].norm())) for i in range(5)]
+    got = paired_cosine(a, b)
+    assert got.dtype == torch.float64 and got.tolist() == pytest.approx(want, abs=1e-6)
+    with pytest.raises(ValueError, match="non-finite"):
+        paired_cosine(a, torch.full((5, 3), float("nan")))
+    with pytest.raises(ValueError, match="one shape"):
+        paired_cosine(a, b[:4])
+
+
+def test_spearman_of_a_constant_input_raises_or_gives_the_undefined_value() -> None:
+    with pytest.raises(ValueError, match="constant"):
+        spearman([1, 2, 3], [7, 7, 7])
+    assert math.isnan(spearman([1, 2, 3], [7, 7, 7], undefined=math.nan))
+    assert spearman(torch.tensor([1.0, 2.0, 3.0]), torch.tensor([3.0, 1.0, 2.0]), undefined=math.nan) == pytest.approx(
+        -0.5
+    )

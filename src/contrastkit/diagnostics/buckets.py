@@ -27,7 +27,7 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor
 
-from contrastkit.evaluation.sts import spearman as _spearman
+from contrastkit.evaluation.sts import spearman
 
 
 @dataclass(frozen=True)
@@ -43,11 +43,6 @@ class LengthBucket:
     count: int
     mean_cosine: float
     spearman: float | None
-
-
-def spearman(x: Tensor, y: Tensor) -> float:
-    """Spearman's rho of two 1-d tensors (:func:`contrastkit.evaluation.sts.spearman`; raises on constant input)."""
-    return _spearman(x.tolist(), y.tolist())
 
 
 def bucket_edges(lengths: Sequence[int], *, n_buckets: int = 4) -> list[tuple[int, int]]:

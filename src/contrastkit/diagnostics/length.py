@@ -11,20 +11,19 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 import torch
-import torch.nn.functional as F
 from torch import Tensor
 
 from contrastkit.data.laser import elongate
 from contrastkit.data.views import example_rng, word_shuffle
 from contrastkit.diagnostics.similarity import Histogram, histogram
 from contrastkit.encoders.base import Encoder
+from contrastkit.evaluation.sts import paired_cosine
 
 
 def _cosines(encoder: Encoder, left: Sequence[str], right: Sequence[str], batch_size: int) -> Tensor:
     """cos(g(left_i), g(right_i)) (P,) float64, one ``encode`` call."""
-    emb = encoder.encode([*left, *right], batch_size=batch_size).to(torch.float64)
-    a, b = F.normalize(emb[: len(left)], dim=-1), F.normalize(emb[len(left) :], dim=-1)
-    return (a * b).sum(-1)
+    emb = encoder.encode([*left, *right], batch_size=batch_size)
+    return paired_cosine(emb[: len(left)], emb[len(left) :])
 
 
 @dataclass(frozen=True)

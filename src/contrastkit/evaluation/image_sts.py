@@ -27,11 +27,9 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-import torch.nn.functional as F
-
 from contrastkit.evaluation.cache import EmbeddingCache
 from contrastkit.evaluation.image import as_items, encode_items
-from contrastkit.evaluation.sts import StsData, StsResult, evaluate_sts, pearson, spearman
+from contrastkit.evaluation.sts import StsData, StsResult, evaluate_sts, paired_cosine, pearson, spearman
 
 
 @dataclass(frozen=True)
@@ -96,9 +94,9 @@ def visual_sts_images(
     first, second = as_items(images1), as_items(images2)
     if not len(first) == len(second) == len(scores):
         raise ValueError(f"{len(first)} first images, {len(second)} second images and {len(scores)} scores")
-    emb = encode_items(image_encoder, [*first, *second], modality="image", batch_size=batch_size).double()
+    emb = encode_items(image_encoder, [*first, *second], modality="image", batch_size=batch_size)
     n = len(first)
-    cosine = (F.normalize(emb[:n], dim=-1) * F.normalize(emb[n:], dim=-1)).sum(-1).tolist()
+    cosine = paired_cosine(emb[:n], emb[n:]).tolist()
     gold = [float(s) for s in scores]
     rho = spearman(cosine, gold)
     return StsResult({"spearman": rho, "pearson": pearson(cosine, gold), "main_score": rho}, cosine, gold)

@@ -44,6 +44,8 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from contrastkit.evaluation.sts import paired_cosine
+
 if TYPE_CHECKING:
     from contrastkit.encoders.base import Encoder
 
@@ -155,9 +157,8 @@ class MTEBEncoder:
         return F.normalize(a, dim=-1) @ F.normalize(b, dim=-1).T
 
     def similarity_pairwise(self, embeddings1: Any, embeddings2: Any) -> torch.Tensor:
-        """(n,) cosine similarity of each row pair."""
-        a, b = _as_2d(embeddings1), _as_2d(embeddings2)
-        return (F.normalize(a, dim=-1) * F.normalize(b, dim=-1)).sum(-1)
+        """(n,) cosine similarity of each row pair, float64."""
+        return paired_cosine(_as_2d(embeddings1), _as_2d(embeddings2))
 
 
 def _texts(batch: Mapping[str, Any]) -> list[str]:

@@ -27,10 +27,10 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
-import torch.nn.functional as F
 
 from contrastkit.evaluation.cache import EmbeddingCache, encode_cached
 from contrastkit.evaluation.datafiles import LabelledPairs
+from contrastkit.evaluation.sts import paired_cosine
 
 
 @dataclass(frozen=True)
@@ -55,10 +55,8 @@ def evaluate_pair_classification(
     n = len(data)
     emb = encode_cached(
         encoder, [*data.sentences1, *data.sentences2], batch_size=batch_size, prompt_name=prompt_name, cache=cache
-    ).double()
-    if not emb.isfinite().all():
-        raise ValueError("the encoder returned non-finite embeddings")
-    scores = (F.normalize(emb[:n], dim=-1) * F.normalize(emb[n:], dim=-1)).sum(-1).tolist()
+    )
+    scores = paired_cosine(emb[:n], emb[n:]).tolist()
     acc, acc_threshold = best_accuracy(scores, data.labels)
     f1, precision, recall, f1_threshold = best_f1(scores, data.labels)
     metrics = {

@@ -22,7 +22,6 @@ Example::
 
 from __future__ import annotations
 
-import json
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -31,8 +30,10 @@ from typing import Any
 
 import numpy as np
 import torch.nn.functional as F
+from torch import Tensor
 
 from contrastkit.data.errors import DataError
+from contrastkit.data.formats import parse_json
 from contrastkit.data.readers import load_examples
 from contrastkit.evaluation.cache import EmbeddingCache, encode_cached
 from contrastkit.evaluation.datafiles import split_file
@@ -80,10 +81,10 @@ def _subsets(meta: Path, split: str, n: int) -> tuple[tuple[str, int, int], ...]
     if split != "test" or not meta.is_file():
         return ()
     try:
-        entries = json.loads(meta.read_text(encoding="utf-8")).get("subsets") or []
+        entries = parse_json(meta.read_text(encoding="utf-8")).get("subsets") or []
         out = tuple((str(e["subset"]), int(e["row_range"][0]), int(e["row_range"][1])) for e in entries)
-    except (ValueError, KeyError, TypeError, IndexError, AttributeError):
-        return ()
+    except (OSError, ValueError, OverflowError, KeyError, TypeError, IndexError, AttributeError):
+        return ()  # DataError (bad JSON, nesting, huge ints) is a ValueError; int(inf) an OverflowError
     return out if all(0 <= a < b <= n for _, a, b in out) else ()
 
 
@@ -99,10 +100,8 @@ def evaluate_sts(
     n = len(data)
     emb = encode_cached(
         encoder, [*data.sentences1, *data.sentences2], batch_size=batch_size, prompt_name=prompt_name, cache=cache
-    ).double()
-    if not emb.isfinite().all():
-        raise ValueError("the encoder returned non-finite embeddings")
-    cosine = (F.normalize(emb[:n], dim=-1) * F.normalize(emb[n:], dim=-1)).sum(-1).tolist()
+    )
+    cosine = paired_cosine(emb[:n], emb[n:]).tolist()
     subsets = {
         name: _correlations(cosine[a:b], data.scores[a:b])
         for name, a, b in data.subsets
@@ -143,8 +142,32 @@ def pearson(x: Sequence[float], y: Sequence[float]) -> float:
     return max(-1.0, min(1.0, float(a @ b) / denominator))
 
 
-def spearman(x: Sequence[float], y: Sequence[float]) -> float:
-    """Spearman's rank correlation: :func:`pearson` of :func:`rankdata` (ties get mean ranks)."""
+def spearman(x: Sequence[float], y: Sequence[float], *, undefined: float | None = None) -> float:
+    """Spearman's rank correlation: :func:`pearson` of :func:`rankdata` (ties get mean ranks).
+
+    ``x`` and ``y`` are sequences or 1-d CPU tensors. A constant input has no
+    rank correlation: ValueError, or ``undefined`` when given (a collapsed
+    model logged as NaN during training rather than stopping the run).
+    """
     if len(x) != len(y):
         raise ValueError(f"spearman needs sequences of equal length, got {len(x)} and {len(y)}")
-    return pearson(rankdata(x), rankdata(y))
+    rx, ry = rankdata(x), rankdata(y)
+    if undefined is not None and len(rx) >= 2 and (np.ptp(rx) == 0 or np.ptp(ry) == 0):
+        return undefined
+    return pearson(rx, ry)
+
+
+def paired_cosine(first: Tensor, second: Tensor) -> Tensor:
+    """``cos(first_i, second_i)`` of two ``(n, d)`` embedding matrices, ``(n,)`` float64.
+
+    Raises:
+        ValueError: the shapes differ or an embedding is not finite.
+    """
+    if first.shape != second.shape or first.ndim != 2:
+        raise ValueError(
+            f"paired_cosine needs two (n, d) matrices of one shape, got {tuple(first.shape)} and {tuple(second.shape)}"
+        )
+    a, b = first.double(), second.double()
+    if not (a.isfinite().all() and b.isfinite().all()):
+        raise ValueError("the encoder returned non-finite embeddings")
+    return (F.normalize(a, dim=-1) * F.normalize(b, dim=-1)).sum(-1)

@@ -27,7 +27,6 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 import torch
-import torch.nn.functional as F
 
 from contrastkit.data.beir import load_beir
 from contrastkit.data.errors import DataError
@@ -35,7 +34,7 @@ from contrastkit.data.readers import load_examples
 from contrastkit.encoders.base import Encoder
 from contrastkit.encoders.dual import towers
 from contrastkit.evaluation.retrieval import evaluate_retrieval
-from contrastkit.evaluation.sts import spearman as sts_spearman
+from contrastkit.evaluation.sts import paired_cosine, spearman
 from contrastkit.scale.distributed import world
 from contrastkit.training.build import resolve_prompt
 from contrastkit.training.callbacks import Callback, CallbackContext
@@ -124,19 +123,6 @@ class RetrievalEvaluation(Callback):
         return {f"{self.name}/{m}": result.metrics[m] for m in self.metrics}
 
 
-def spearman(x: torch.Tensor, y: torch.Tensor) -> float:
-    """Spearman's rank correlation (:func:`contrastkit.evaluation.sts.spearman`); NaN when it is undefined.
-
-    A collapsed model gives constant similarities: logged as NaN rather than stopping the run.
-    """
-    try:
-        return sts_spearman(x.tolist(), y.tolist())
-    except ValueError:
-        if x.shape != y.shape or x.ndim != 1 or len(x) < 2:
-            raise
-        return float("nan")
-
-
 class STSEvaluation(Callback):
     """Spearman correlation of cosine similarities with gold scores; see the module docstring.
 
@@ -187,10 +173,10 @@ class STSEvaluation(Callback):
         texts = sorted({t for pair in self.pairs for t in pair})
         index = {t: i for i, t in enumerate(texts)}
         emb = encoder.encode(texts, batch_size=self.batch_size, prompt_name=self.prompt_name)
-        emb = F.normalize(emb.float(), dim=-1)
         a = emb[torch.tensor([index[s] for s, _ in self.pairs])]
         b = emb[torch.tensor([index[s] for _, s in self.pairs])]
-        return {f"{self.name}/spearman": spearman((a * b).sum(-1), self.scores)}
+        # a collapsed model (constant similarities) is logged as NaN rather than stopping the run
+        return {f"{self.name}/spearman": spearman(paired_cosine(a, b), self.scores, undefined=float("nan"))}
 
 
 def build_evaluation_callbacks(config: EvalConfig, model: ModelConfig, encoder: Encoder) -> list[Callback]:
