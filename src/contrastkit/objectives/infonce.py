@@ -86,10 +86,15 @@ class InfoNCE(MatrixObjective):
 
 @register
 class CLIP(MatrixObjective):
-    """Symmetric CLIP: ``0.5 * [CE(L, diag) + CE(L^T, diag)]`` with a learnable ``exp(t)`` clipped at 100.
+    """Symmetric CLIP: ``0.5 * [CE(L, diag) + CE(L^T, diag)]`` with a learnable ``exp(t)`` capped at 100.
 
     ``t`` is initialised to ``log(1/0.07)``; pass ``learnable_temperature=False``
-    to freeze it. Each direction is R1, averaged.
+    to freeze it. Each direction is R1, averaged. The cap (``max_scale``,
+    None for none) keeps the gradient live and applies to a learnable
+    temperature only: the trainer clamps ``t`` after each optimizer step
+    (:func:`~contrastkit.objectives.temperature.clamp_temperatures`), as
+    open_clip does, and a fixed temperature is used exactly as given. A
+    learnable one starting below ``1 / max_scale`` is refused.
     """
 
     info = ObjectiveInfo(
@@ -111,11 +116,12 @@ class CLIP(MatrixObjective):
         *,
         temperature: float | Temperature | None = None,
         learnable_temperature: bool = True,
-        max_scale: float = 100.0,
+        max_scale: float | None = 100.0,
     ) -> None:
         tau = self.info.default_temperature if temperature is None else temperature
         if not isinstance(tau, Temperature):
-            tau = Temperature(float(tau), learnable=learnable_temperature, max_scale=max_scale)
+            cap = max_scale if learnable_temperature else None  # a fixed temperature is what the user asked for
+            tau = Temperature(float(tau), learnable=learnable_temperature, max_scale=cap)
         super().__init__(temperature=tau)
 
     @property

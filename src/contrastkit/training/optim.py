@@ -13,6 +13,7 @@ Example::
 
 from __future__ import annotations
 
+import functools
 import math
 from dataclasses import dataclass
 
@@ -20,6 +21,7 @@ import torch
 from torch import nn
 from torch.distributed.tensor import DTensor
 
+from contrastkit.objectives.temperature import clamp_temperatures
 from contrastkit.training.config import OptimConfig
 
 
@@ -58,7 +60,9 @@ def build_optimizer(config: OptimConfig, model: nn.Module, loss: nn.Module | Non
     Groups: ``decay`` (``weight_decay``), ``no_decay`` (0), ``loss`` (0, at
     ``temperature_lr`` or ``lr``). Each group records its base rate as
     ``initial_lr``; :class:`LRSchedule` scales it. The fused kernel is used
-    where :func:`fused_supported` says it can be.
+    where :func:`fused_supported` says it can be. After each step the loss's
+    capped learnable temperatures are clamped back to their cap
+    (:func:`~contrastkit.objectives.temperature.clamp_temperatures`).
     """
     groups = split_parameters(model, loss)
     spec = [
@@ -74,7 +78,14 @@ def build_optimizer(config: OptimConfig, model: nn.Module, loss: nn.Module | Non
     if not param_groups:
         raise ValueError("nothing to train: the model and the loss have no parameter with requires_grad=True")
     fused = fused_supported([p for g in param_groups for p in g["params"]])
-    return torch.optim.AdamW(param_groups, lr=config.lr, betas=config.betas, eps=config.eps, fused=fused)
+    optimizer = torch.optim.AdamW(param_groups, lr=config.lr, betas=config.betas, eps=config.eps, fused=fused)
+    if loss is not None:  # a capped learnable temperature is clamped back after each step, as open_clip does
+        optimizer.register_step_post_hook(functools.partial(_clamp_after_step, loss))
+    return optimizer
+
+
+def _clamp_after_step(loss: nn.Module, *_: object) -> None:
+    clamp_temperatures(loss)
 
 
 def fused_supported(params: list[nn.Parameter]) -> bool:
