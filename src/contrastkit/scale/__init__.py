@@ -11,6 +11,8 @@ from contrastkit.scale.distributed import (
     global_parts_loss,
     local_rows,
     mean_over_ranks,
+    no_sync,
+    rank_rows,
     row_slice,
     world,
 )
@@ -33,6 +35,8 @@ __all__ = [
     "global_parts_loss",
     "local_rows",
     "mean_over_ranks",
+    "no_sync",
+    "rank_rows",
     "row_slice",
     "tiled_loss",
     "tiled_parts",

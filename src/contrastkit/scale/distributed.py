@@ -33,6 +33,7 @@ everywhere.
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Iterable
 from dataclasses import replace
 
@@ -111,10 +112,24 @@ def gather_candidates(candidates: Tensor, num_positives: int) -> Tensor:
     return torch.cat([gather_with_grad(candidates[:num_positives]), gather_with_grad(candidates[num_positives:])])
 
 
+def rank_rows(total: int, rank: int, size: int) -> slice:
+    """Rank ``rank``'s rows of a global batch of ``total`` over ``size`` ranks: consecutive, sizes differing by <= 1."""
+    base, extra = divmod(total, size)
+    start = rank * base + min(rank, extra)
+    return slice(start, start + base + (rank < extra))
+
+
 def local_rows(n: int, rank: int | None = None) -> slice:
     """Rank ``rank``'s (default: this rank's) rows ``r*n .. (r+1)*n - 1`` of a global batch of ``world * n``."""
     rank = world()[0] if rank is None else rank
-    return slice(rank * n, (rank + 1) * n)
+    return slice(rank * n, (rank + 1) * n)  # rank_rows(world * n, rank, world), for any rank
+
+
+def no_sync(module: object, skip: bool) -> contextlib.AbstractContextManager:
+    """DDP's ``no_sync()`` (no gradient all-reduce in this backward) when ``skip``; for other modules nothing."""
+    if skip and isinstance(module, nn.parallel.DistributedDataParallel):
+        return module.no_sync()
+    return contextlib.nullcontext()
 
 
 _ROW_FIELDS = (

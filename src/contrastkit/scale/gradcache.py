@@ -38,13 +38,14 @@ Example::
 
 from __future__ import annotations
 
-import contextlib
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 
 import torch
 from torch import Tensor
 from torch.nn.parallel import DistributedDataParallel
+
+from contrastkit.scale.distributed import no_sync
 
 Features = Mapping[str, Tensor]
 """Encoder inputs: tensors whose first dimension is the batch (``contrastkit.encoders.Features``)."""
@@ -158,7 +159,7 @@ class GradCache:
             for c, chunk in enumerate(side):
                 side_states.append(RngState.capture())
                 if s == len(chunks) - 1 and c == len(side) - 1:
-                    with _sync_context(encoder, last=total == 1), torch.enable_grad():
+                    with no_sync(encoder, skip=total != 1), torch.enable_grad():
                         kept = encoder(chunk)
                     outputs.append(kept.detach())
                 else:
@@ -197,7 +198,7 @@ class GradCache:
                 work.append((chunks[-1][-1], states[-1][-1], kept_grad))
         for i, (chunk, state, grad) in enumerate(work):
             state.restore()
-            with _sync_context(encoder, last=i == len(work) - 1), torch.enable_grad():
+            with no_sync(encoder, skip=i != len(work) - 1), torch.enable_grad():
                 out = encoder(chunk)
                 if out.shape != grad.shape:
                     raise RuntimeError(
@@ -205,10 +206,3 @@ class GradCache:
                         f"{tuple(grad.shape)}; the encoder must be deterministic given the RNG state"
                     )
                 out.backward(grad)
-
-
-def _sync_context(encoder: object, *, last: bool) -> contextlib.AbstractContextManager:
-    """DDP's ``no_sync()`` for every chunk but the last; nothing for other encoders."""
-    if isinstance(encoder, DistributedDataParallel) and not last:
-        return encoder.no_sync()
-    return contextlib.nullcontext()

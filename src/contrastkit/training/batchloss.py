@@ -58,7 +58,14 @@ from contrastkit.objectives.distill import TeacherTargets
 from contrastkit.objectives.registry import REGISTRY
 from contrastkit.objectives.similarity import Similarity, prepare
 from contrastkit.objectives.targets import Targets
-from contrastkit.scale.distributed import gather_candidates, gather_with_grad, global_parts_loss, row_slice, world
+from contrastkit.scale.distributed import (
+    gather_candidates,
+    gather_with_grad,
+    global_parts_loss,
+    rank_rows,
+    row_slice,
+    world,
+)
 from contrastkit.scale.gradcache import GradCache
 from contrastkit.scale.loss import ContrastiveLoss
 from contrastkit.scale.matryoshka import MatryoshkaLoss
@@ -336,16 +343,6 @@ class BatchLoss(nn.Module):
     def discard(self) -> None:
         """After a skipped step: forget this step's candidates."""
         self._pending = []
-
-
-def rank_rows(total: int, rank: int, size: int) -> slice:
-    """Rank ``rank``'s rows of a global batch of ``total``: consecutive, sizes differing by at most one.
-
-    With ``total`` divisible by ``size`` these are ``local_rows(total // size)``.
-    """
-    base, extra = divmod(total, size)
-    start = rank * base + min(rank, extra)
-    return slice(start, start + base + (rank < extra))
 
 
 def _row_slice(targets: Targets, rows: slice) -> Targets:

@@ -12,7 +12,6 @@
 
 from __future__ import annotations
 
-import contextlib
 import os
 from typing import Literal
 
@@ -83,10 +82,3 @@ def init_distributed(device: torch.device) -> bool:
         torch.cuda.set_device(device)
     dist.init_process_group(backend="nccl" if device.type == "cuda" else "gloo")
     return True
-
-
-def no_sync(module: nn.Module, skip: bool) -> contextlib.AbstractContextManager:
-    """DDP's ``no_sync()`` when ``skip`` (accumulation micro-batches before the last); else nothing."""
-    if skip and isinstance(module, nn.parallel.DistributedDataParallel):
-        return module.no_sync()
-    return contextlib.nullcontext()

@@ -55,7 +55,7 @@ from torch import nn
 from contrastkit.data.examples import Batch, Example, collate
 from contrastkit.data.mixture import MixtureSampler
 from contrastkit.encoders.base import Encoder
-from contrastkit.scale.distributed import average_gradients, mean_over_ranks, world
+from contrastkit.scale.distributed import average_gradients, mean_over_ranks, no_sync, world
 from contrastkit.training import faults
 from contrastkit.training.build import build_encoder, count_steps, view_examples
 from contrastkit.training.callbacks import Callback, CallbackContext, StopTraining, run_evaluation
@@ -71,7 +71,6 @@ from contrastkit.training.device import (
     autocast_dtype,
     grad_scaler,
     init_distributed,
-    no_sync,
     resolve_device,
 )
 from contrastkit.training.evaluation import build_evaluation_callbacks
