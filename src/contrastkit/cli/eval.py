@@ -19,6 +19,11 @@ Example::
     contrastkit eval all-MiniLM-L6-v2 --task sts --data ../shared/data/stsb --json runs/minilm/stsb.json
     contrastkit eval runs/pixel/final --task visual-sts --data ../shared/data/stsb --option text_model=all-MiniLM-L6-v2
     contrastkit eval runs/image/final --task image-classification --data ../shared/data/mnist_test
+    contrastkit eval runs/reranker/final --task rerank --data ../shared/data/scifact --option first_stage=bm25
+
+For ``--task rerank`` MODEL is a cross-encoder (a saved one, or an encoder body with a new head) and
+``--option`` picks the first stage: ``first_stage=bm25`` (default) or a bi-encoder, ``run=FILE`` (a TREC
+run), ``top_k=100``, ``alpha=1.0`` (interpolation with the first stage), ``save_run=FILE``.
 """
 
 from __future__ import annotations
@@ -99,7 +104,7 @@ def run(args: argparse.Namespace) -> int:
 
     hf_logging.disable_progress_bar()
 
-    encoder = load_encoder(args.model, max_length=args.max_length)
+    encoder = (spec.load_model or load_encoder)(args.model, max_length=args.max_length)
     options = EvalOptions(
         batch_size=args.batch_size,
         prompt_name=args.prompt,

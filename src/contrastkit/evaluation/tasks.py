@@ -8,11 +8,13 @@
 | ``classification`` | ``train`` + ``<split>``: text, label | accuracy, f1, knn_accuracy, knn_f1 |
 | ``clustering`` | ``<split>``: text, label [, group] | v_measure, homogeneity, completeness |
 | ``pair-classification`` | ``<split>``: sentence1, sentence2, label | ap, accuracy, f1, precision, recall |
+| ``rerank`` | BEIR + a first stage (BM25, bi-encoder, TREC run) | retrieval metrics, after and ``first_stage/`` |
 
 Metrics are fractions in [0, 1] (correlations in [-1, 1]). The runners live in
 :mod:`~contrastkit.evaluation.sts`, :mod:`~contrastkit.evaluation.retrieval`,
 :mod:`~contrastkit.evaluation.reasoning`, :mod:`~contrastkit.evaluation.classification`,
-:mod:`~contrastkit.evaluation.clustering` and :mod:`~contrastkit.evaluation.pair_classification`.
+:mod:`~contrastkit.evaluation.clustering`, :mod:`~contrastkit.evaluation.pair_classification` and
+:mod:`~contrastkit.evaluation.rerank` (whose model is a cross-encoder: its spec's ``load_model``).
 
 Running a task has two phases, so that a malformed folder fails before a
 model is loaded: :func:`load_task_data` reads and checks the folder (a
@@ -92,17 +94,23 @@ class EvalOptions:
 
 Loader = Callable[[Path, str], Any]
 Runner = Callable[[Any, Any, EvalOptions], tuple[dict[str, float], Any]]
+ModelLoader = Callable[..., Any]
 
 
 @dataclass(frozen=True)
 class TaskSpec:
-    """A task type: ``load(folder, split) -> data``, ``run(encoder, data, options) -> (metrics, details)``."""
+    """A task type: ``load(folder, split) -> data``, ``run(encoder, data, options) -> (metrics, details)``.
+
+    ``load_model(path, max_length=...)`` loads the model the task scores; None means a bi-encoder
+    (:func:`contrastkit.encoders.load_encoder`).
+    """
 
     name: str
     description: str
     load: Loader
     run: Runner
     default_split: str = "test"
+    load_model: ModelLoader | None = None
 
 
 TASKS: dict[str, TaskSpec] = {}
@@ -180,6 +188,7 @@ def retrieval_prompts(encoder: Any, options: EvalOptions) -> tuple[str | None, s
     if query is None:
         query = "query" if "query" in prompts else None
     if doc is None:
+        # encoders.io.DOCUMENT_PROMPT_NAMES (not imported: it loads transformers)
         doc = next((n for n in ("document", "passage", "doc") if n in prompts), None)
     return query or None, doc or None
 
@@ -298,6 +307,51 @@ def _run_pair_classification(encoder: Any, data: Any, options: EvalOptions) -> t
     return result.metrics, result
 
 
+def _load_cross_encoder(path: str, *, max_length: int | None = None) -> Any:
+    from contrastkit.encoders.cross import load_cross_encoder
+
+    return load_cross_encoder(path, max_length=max_length)
+
+
+def _run_rerank(encoder: Any, data: Any, options: EvalOptions) -> tuple[dict[str, float], Any]:
+    """``params``: ``first_stage`` (``bm25``, default, or a bi-encoder folder / alias), ``run`` (a TREC run file,
+    instead of ``first_stage``), ``top_k`` (100), ``alpha`` (1.0), ``save_run`` (write the reranked run here)."""
+    from contrastkit.evaluation import rerank
+
+    params = dict(options.params)
+    unknown = set(params) - {"first_stage", "run", "top_k", "alpha", "save_run"}
+    if unknown:
+        raise ValueError(f"rerank: unknown option(s) {sorted(unknown)} (first_stage, run, top_k, alpha, save_run)")
+    top_k = int(params.get("top_k", 100))
+    first = _rerank_first_stage(data, params, options, top_k)
+    cross = encoder.encoder if isinstance(encoder, CachedEncoder) else encoder
+    result = rerank.evaluate_rerank(
+        cross, data.queries, data.corpus, data.qrels, first, top_k=top_k, batch_size=options.batch_size,
+        alpha=float(params.get("alpha", 1.0)),
+    )  # fmt: skip
+    if params.get("save_run"):
+        rerank.write_trec_run(params["save_run"], result.rankings)
+    return result.metrics, result
+
+
+def _rerank_first_stage(data: Any, params: Mapping[str, Any], options: EvalOptions, top_k: int) -> Any:
+    from contrastkit.evaluation import rerank
+
+    if params.get("run"):
+        return rerank.read_trec_run(params["run"])
+    first_stage = str(params.get("first_stage", "bm25"))
+    if first_stage == "bm25":
+        return rerank.bm25_rankings(data.queries, data.corpus, top_k=top_k)
+    from contrastkit.encoders import load_encoder
+
+    retriever = CachedEncoder(load_encoder(first_stage), options.cache)
+    query, doc = retrieval_prompts(retriever, options)  # the prompts are the first stage's
+    return rerank.dense_rankings(
+        retriever, data.queries, data.corpus, data.qrels, top_k=top_k, batch_size=options.batch_size,
+        query_prompt_name=query, doc_prompt_name=doc,
+    )  # fmt: skip
+
+
 _BUILTIN = (
     ("sts", "Spearman/Pearson of cosine vs gold similarity scores", _load_sts, _run_sts),
     ("retrieval", "exact cosine search on a BEIR folder: nDCG, MRR, recall, MAP", _load_beir, _run_retrieval),
@@ -308,3 +362,12 @@ _BUILTIN = (
 )
 for _name, _description, _load, _run in _BUILTIN:
     register_task(TaskSpec(_name, _description, _load, _run))
+register_task(
+    TaskSpec(
+        "rerank",
+        "a cross-encoder reranks a first stage's top-k (BM25, bi-encoder, TREC run): metrics before and after",
+        _load_beir,
+        _run_rerank,
+        load_model=_load_cross_encoder,
+    )
+)
