@@ -87,8 +87,9 @@ def run(args: argparse.Namespace) -> int:
         f"from {len(task.test_modules)} other modules",
         flush=True,
     )
-    base = load_encoder(config.model.path, max_length=config.model.max_length)
+    base = load_encoder(config.model.path)  # read as its saved model will be: at the base's own length
     before = _evaluate(base, task)
+    base.max_length = config.model.max_length or base.max_length  # the training truncation
     print(f"before training: nDCG@10 {before.metrics['ndcg@10']:.4f}", flush=True)
     result = train(config, encoder=base, examples=task.train)
     after = _evaluate(load_encoder(result.final_model), task)

@@ -71,7 +71,7 @@ from contrastkit.encoders.io import (
 )
 from contrastkit.encoders.pooling import pool
 from contrastkit.encoders.prompt_template import PromptTemplate, Rendered, truncate_text
-from contrastkit.encoders.text import default_max_length, read_transformer_config, write_transformer
+from contrastkit.encoders.text import inference_length, read_transformer_config, write_transformer
 
 
 @dataclass(frozen=True)
@@ -123,7 +123,10 @@ class DecoderEncoder(SavableEncoder):
             is set to the EOS token.
         template: a :class:`PromptTemplate` or a preset name.
         max_length: longest model input; the input text is cut to fit the
-            template (a rationale is cut from its end). None = the model's limit.
+            template (a rationale is cut from its end). None = ``save_max_length``.
+        save_max_length: the ``max_seq_length`` written by :meth:`save` (a
+            shorter training ``max_length`` does not leak into the saved
+            model); None = the model's limit. An attribute, settable later.
         prompts: prompt name -> instruction (replaces ``template.instruction``).
         seed: sampling seed of generating templates (recorded in :meth:`metadata`).
         cache_path: JSONL file keeping rationales across runs (None: in memory).
@@ -136,6 +139,7 @@ class DecoderEncoder(SavableEncoder):
         template: PromptTemplate | str = "prompteol",
         *,
         max_length: int | None = None,
+        save_max_length: int | None = None,
         prompts: dict[str, str] | None = None,
         seed: int = 0,
         cache_path: str | Path | None = None,
@@ -156,7 +160,8 @@ class DecoderEncoder(SavableEncoder):
             )
         self.model = model
         self.tokenizer = tokenizer
-        self.max_length = max_length if max_length is not None else default_max_length(model, tokenizer)
+        self.save_max_length = inference_length(model, tokenizer, save_max_length)
+        self.max_length = max_length if max_length is not None else self.save_max_length
         self.seed = seed
         self.cache = RationaleCache(cache_path)
         self.train(model.training)  # start in the model's mode (eval after from_pretrained)
@@ -197,7 +202,8 @@ class DecoderEncoder(SavableEncoder):
             load_hf_model(folder, auto_class, trust_remote_code=trust_remote_code),
             load_hf_tokenizer(folder, trust_remote_code=trust_remote_code),
             resolved,
-            max_length=max_length if max_length is not None else cfg.get("max_seq_length"),
+            max_length=max_length,
+            save_max_length=cfg.get("max_seq_length"),
             prompts=prompts,
             seed=int(saved.get("seed", 0)) if seed is None else seed,
             cache_path=cache_path,
@@ -317,7 +323,7 @@ class DecoderEncoder(SavableEncoder):
         return F.normalize(out, dim=-1) if self.normalize else out
 
     def st_modules(self) -> list[ModuleWriter]:
-        config = {"max_seq_length": self.max_length, "do_lower_case": False}
+        config = {"max_seq_length": self.save_max_length, "do_lower_case": False}
         mode = "last" if self.template.pooling == "last" else "mean"
         modules = [
             ModuleWriter("Transformer", lambda folder: write_transformer(folder, self.model, self.tokenizer, config)),

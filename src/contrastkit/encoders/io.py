@@ -334,6 +334,28 @@ def _fsync_dir(folder: Path) -> None:
         os.close(fd)
 
 
+DOCUMENT_PROMPT_NAMES = ("document", "passage", "corpus", "doc")
+"""Names of a document-side prompt, in the order sentence-transformers' ``encode_document`` (and
+``contrastkit eval``) looks for them; ``doc`` is contrastkit's own."""
+
+
+def saved_prompts(prompts: dict[str, str]) -> dict[str, str]:
+    """``prompts`` as written to ``config_sentence_transformers.json``: a document-side prompt saved under
+    another name (``passage``, ``corpus``, ``doc``) is also saved as ``document``.
+
+    sentence-transformers 6 gives every model a ``document`` prompt (empty
+    unless saved), and its ``encode_document`` takes ``document`` first, so
+    without the alias its users would embed documents without the prompt the
+    model was trained with, while ``contrastkit eval`` used it.
+    """
+    out = dict(prompts)
+    if "document" not in out:
+        name = next((n for n in DOCUMENT_PROMPT_NAMES if n in out), None)
+        if name is not None:
+            out["document"] = out[name]
+    return out
+
+
 def write_st_folder(
     path: str | Path,
     modules: Sequence[ModuleWriter],
@@ -366,7 +388,7 @@ def write_st_folder(
             {
                 "__version__": versions,
                 "model_type": "SentenceTransformer",
-                "prompts": dict(prompts),
+                "prompts": saved_prompts(prompts),
                 "default_prompt_name": default_prompt_name,
                 "similarity_fn_name": "cosine",
             },

@@ -9,7 +9,15 @@
 root with ``model.safetensors`` and the tokenizer files, ``1_Pooling``,
 ``2_Normalize`` when normalising, prompts in
 ``config_sentence_transformers.json``); ``SentenceTransformer(path).encode``
-then gives the same embeddings. Load one back with
+then gives the same embeddings as an encoder loaded from ``path``.
+
+Two lengths: ``max_length`` is where this encoder truncates now (a training
+run's ``model.max_length``, an evaluation's ``--max-length``), while
+``save_max_length`` is the ``max_seq_length`` that :meth:`save` writes, i.e.
+where sentence-transformers and every later load truncate. It defaults to the
+model's own inference length (the folder's ``max_seq_length``, else the
+tokenizer's limit capped at the positions), so a shorter training length never
+leaks into the saved model; set it to change the saved model's length. Load one back with
 :func:`contrastkit.encoders.load_encoder` or :meth:`TextEncoder.from_folder`.
 
 Example::
@@ -56,6 +64,11 @@ def default_max_length(model: PreTrainedModel, tokenizer: PreTrainedTokenizerBas
     return min(limits) if limits else None
 
 
+def inference_length(model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase, saved: int | None) -> int | None:
+    """The length a saved model is read at: ``saved`` (a folder's ``max_seq_length``), else the default limit."""
+    return saved if saved is not None else default_max_length(model, tokenizer)
+
+
 def write_transformer(folder: Path, model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase, config: dict) -> None:
     """A ``Transformer`` module: HF model (safetensors), tokenizer files and ``sentence_bert_config.json``."""
     model.save_pretrained(str(folder))
@@ -82,7 +95,10 @@ class TextEncoder(SavableEncoder):
             the padding side) or ``weighted_mean``.
         normalize: l2-normalise the pooled vectors.
         max_length: truncate inputs (prompt included) to this many tokens;
-            None = the tokenizer's limit capped at the model's positions.
+            None = ``save_max_length``.
+        save_max_length: the ``max_seq_length`` written by :meth:`save`
+            (what sentence-transformers truncates at); None = the tokenizer's
+            limit capped at the model's positions. An attribute, settable later.
         prompts: prompt name -> prefix, used by ``encode(prompt_name=...)``.
         do_lower_case: lowercase ``prompt + text`` before tokenizing (some
             sentence-transformers folders ask for it).
@@ -100,6 +116,7 @@ class TextEncoder(SavableEncoder):
         pooling: PoolingMode = "mean",
         normalize: bool = True,
         max_length: int | None = None,
+        save_max_length: int | None = None,
         prompts: dict[str, str] | None = None,
         do_lower_case: bool = False,
         unpad: bool = True,
@@ -111,7 +128,8 @@ class TextEncoder(SavableEncoder):
         self.model = model
         self.tokenizer = tokenizer
         self.pooling: PoolingMode = pooling
-        self.max_length = max_length if max_length is not None else default_max_length(model, tokenizer)
+        self.save_max_length = inference_length(model, tokenizer, save_max_length)
+        self.max_length = max_length if max_length is not None else self.save_max_length
         self.do_lower_case = do_lower_case
         self.unpad = unpad
         self.train(model.training)  # start in the model's mode (eval after from_pretrained)
@@ -130,19 +148,21 @@ class TextEncoder(SavableEncoder):
         """A Hugging Face model folder (or a sentence-transformers ``Transformer`` module folder).
 
         ``max_seq_length`` / ``do_lower_case`` in ``sentence_bert_config.json``
-        are honoured; an explicit ``max_length`` wins.
+        are honoured; an explicit ``max_length`` wins for this encoder, while
+        :meth:`save` keeps writing the folder's ``max_seq_length``
+        (``save_max_length``).
         """
         folder = check_folder(Path(path))
         cfg = read_transformer_config(folder)
         model = load_hf_model(folder, AutoModel, trust_remote_code=trust_remote_code)
         tokenizer = load_hf_tokenizer(folder, trust_remote_code=trust_remote_code)
-        saved_max = cfg.get("max_seq_length")
         return cls(
             model,
             tokenizer,
             pooling=pooling,
             normalize=normalize,
-            max_length=max_length if max_length is not None else saved_max,
+            max_length=max_length,
+            save_max_length=cfg.get("max_seq_length"),
             prompts=prompts,
             do_lower_case=bool(cfg.get("do_lower_case", False)),
         )
@@ -179,7 +199,7 @@ class TextEncoder(SavableEncoder):
         return F.normalize(out, dim=-1) if self.normalize else out
 
     def st_modules(self) -> list[ModuleWriter]:
-        config = {"max_seq_length": self.max_length, "do_lower_case": self.do_lower_case}
+        config = {"max_seq_length": self.save_max_length, "do_lower_case": self.do_lower_case}
         modules = [
             ModuleWriter("Transformer", lambda folder: write_transformer(folder, self.model, self.tokenizer, config)),
             ModuleWriter(

@@ -25,8 +25,9 @@ so texts shared between tasks or runs in a process are encoded once) and scores.
 Prompts (instructions): symmetric tasks use ``prompt_name``, by default the
 task type name when the encoder has a prompt of that name (e.g. ``"sts"``);
 retrieval and reasoning use ``query_prompt_name`` / ``doc_prompt_name``, by
-default ``"query"`` and the first of ``"document"``, ``"passage"``, ``"doc"``
-the encoder has. An empty name (``""``) means no prompt, default or not. Task-specific keyword arguments (e.g. ``k`` for
+default ``"query"`` and the first of ``"document"``, ``"passage"``, ``"corpus"``
+(sentence-transformers' ``encode_document`` order), ``"doc"`` the encoder has.
+An empty name (``""``) means no prompt, default or not. Task-specific keyword arguments (e.g. ``k`` for
 classification, ``instruction`` for reasoning) go in ``EvalOptions.params``.
 
 The result is a :class:`TaskResult`, whose JSON layout is exactly
@@ -189,7 +190,8 @@ def retrieval_prompts(encoder: Any, options: EvalOptions) -> tuple[str | None, s
         query = "query" if "query" in prompts else None
     if doc is None:
         # encoders.io.DOCUMENT_PROMPT_NAMES (not imported: it loads transformers)
-        doc = next((n for n in ("document", "passage", "doc") if n in prompts), None)
+        # encoders.io.DOCUMENT_PROMPT_NAMES (not imported: it loads transformers)
+        doc = next((n for n in ("document", "passage", "corpus", "doc") if n in prompts), None)
     return query or None, doc or None
 
 

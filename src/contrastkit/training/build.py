@@ -47,6 +47,28 @@ def build_encoder(model: ModelConfig) -> Encoder:
 
 
 def _build_tower(model: ModelConfig, key: str) -> Encoder:
+    tower = _load_tower(model, key)
+    if model.save_max_length is not None:
+        set_save_max_length(tower, model.save_max_length, f"{key}.save_max_length")
+    return tower
+
+
+def set_save_max_length(encoder: Encoder, length: int, key: str) -> None:
+    """Make ``encoder`` (a text or decoder encoder, or a projection head on one) save ``max_seq_length: length``.
+
+    A ConfigError at ``key`` when the encoder saves no length (static, pixel,
+    image) or ``length`` exceeds the model's position embeddings.
+    """
+    inner = getattr(encoder, "base", encoder)  # ProjectionHead keeps its transformer in .base
+    if not hasattr(inner, "save_max_length"):
+        raise ConfigError(key, f"a {type(inner).__name__} has no token length to save (text and decoder models only)")
+    positions = getattr(inner.model.config.get_text_config(), "max_position_embeddings", None)
+    if isinstance(positions, int) and length > positions:
+        raise ConfigError(key, f"{length} exceeds the model's {positions} position embeddings")
+    inner.save_max_length = length
+
+
+def _load_tower(model: ModelConfig, key: str) -> Encoder:
     if model.kind in ("pixel", "image"):
         return _build_perception(model, key)
     if model.path is None or model.path == SCRATCH:

@@ -39,7 +39,12 @@ class ModelConfig:
     """The encoder (``contrastkit.encoders.load_encoder`` arguments) and the prompts used in training.
 
     ``path`` is a sentence-transformers or Hugging Face folder, or an alias
-    such as ``all-MiniLM-L6-v2``. ``anchor_prompt_name`` and
+    such as ``all-MiniLM-L6-v2``. ``max_length`` is the truncation while
+    training (and evaluating during training); ``save_max_length`` is the
+    ``max_seq_length`` written into ``final/``, where sentence-transformers
+    and ``contrastkit eval`` truncate the trained model; null keeps the base
+    model's own inference length, so a shorter training length never leaks
+    into the saved model. ``anchor_prompt_name`` and
     ``candidate_prompt_name`` pick entries of ``prompts`` (or of the model's
     own prompts) prepended to anchors and candidates while training.
     ``template`` is a decoder prompt-template preset (``prompteol``,
@@ -63,6 +68,7 @@ class ModelConfig:
     pooling: str | None = None
     normalize: bool | None = None
     max_length: int | None = None
+    save_max_length: int | None = None
     prompts: dict[str, str] = field(default_factory=dict)
     template: str | None = None
     trust_remote_code: bool = False
@@ -76,6 +82,7 @@ class ModelConfig:
 
     def __post_init__(self) -> None:
         _check(self.max_length is None or self.max_length > 0, "max_length", "must be > 0")
+        _check(self.save_max_length is None or self.save_max_length > 0, "save_max_length", "must be > 0")
         for key in ("vision", "renderer", "augment"):
             _check(not getattr(self, key) or self.kind in ("pixel", "image"), key, "only for kind pixel or image")
         for key in ("renderer", "augment"):
