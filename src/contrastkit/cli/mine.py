@@ -82,6 +82,18 @@ def add_parser(commands: argparse._SubParsersAction) -> None:
         help="hybrid: reciprocal rank fusion or score mixing (default: %(default)s)",
     )  # fmt: skip
     p.add_argument("--batch-size", type=int, default=64, help="encoding batch size (default: %(default)s)")
+    p.add_argument(
+        "--rescore", metavar="TEACHER",
+        help="a teacher folder (a cross-encoder, or a bi-encoder: cosine) that rescores every candidate and "
+        "positive: the margins, --max-score and the rank window then judge by the teacher's scores (drop what it "
+        "finds relevant), the report's false-negative estimate uses them, and each record gets positive_scores / "
+        "negative_scores for distillation (default: none)",
+    )  # fmt: skip
+    p.add_argument(
+        "--teacher-cache", metavar="DIR",
+        help="keep the teacher's scores in DIR (keyed by teacher identity and texts) so a rerun scores only new "
+        "pairs (default: none)",
+    )  # fmt: skip
     p.add_argument("--out", required=True, help="output JSONL; the report goes to OUT's stem + .report.json/.md")
     p.set_defaults(run=run)
 
@@ -132,12 +144,16 @@ def run(args: argparse.Namespace) -> int:
     try:
         data = load_data(args.data, split=args.split)
         encoder = _encoder(args.model) if args.method != "bm25" else None
+        rescorer, cache = _rescorer(args.rescore, args.teacher_cache, args.batch_size) if args.rescore else (None, None)
         with warnings.catch_warnings():  # printed below, louder, after the summary
             warnings.simplefilter("ignore", FalseNegativeWarning)
-            result = mine(data, config, encoder=encoder)
+            result = mine(data, config, encoder=encoder, rescorer=rescorer)
+        if cache is not None:
+            cache.save()
     except (FileNotFoundError, ImportError) as err:
         raise CliError(str(err)) from None
-    records = to_records(data, result.negatives)
+    scores = (result.positive_scores, result.negative_scores) if args.rescore else None
+    records = to_records(data, result.negatives, scores=scores)
     if not records:
         raise CliError("no negatives were mined (every candidate was filtered out): nothing written")
     out = Path(args.out)
@@ -152,6 +168,21 @@ def run(args: argparse.Namespace) -> int:
     for text in result.warnings:
         print(f"contrastkit mine: WARNING: {text}", file=sys.stderr)
     return 0
+
+
+def _rescorer(folder: str, cache_dir: str | None, batch_size: int):  # type: ignore[no-untyped-def]
+    """(pairs -> scores of the teacher in ``folder``, its score cache or None); FileNotFoundError for a bad folder."""
+    from contrastkit.data.teacher import ScoreCache, load_teacher
+    from contrastkit.encoders import ModelFolderError
+
+    try:
+        teacher, identity = load_teacher(folder)
+    except ModelFolderError as err:
+        raise FileNotFoundError(f"--rescore: {err}") from None
+    if cache_dir is None:
+        return (lambda pairs: teacher.score(pairs, batch_size=batch_size)), None
+    cache = ScoreCache(cache_dir, identity)
+    return (lambda pairs: cache.score(teacher, pairs, batch_size, save=False)), cache
 
 
 def _encoder(model: str):  # type: ignore[no-untyped-def]

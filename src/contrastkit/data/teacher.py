@@ -131,6 +131,7 @@ class ScoreCache:
             raise ValueError(f"a teacher identity must be a non-empty file-name part, got {identity!r}")
         self.path = Path(folder) / f"teacher-{identity}.safetensors"
         self.computed = 0
+        self._dirty = False
         self._scores: dict[bytes, float] = self._read()
 
     def _read(self) -> dict[bytes, float]:
@@ -149,8 +150,11 @@ class ScoreCache:
     def __len__(self) -> int:
         return len(self._scores)
 
-    def score(self, teacher: PairScorer, pairs: Sequence[Pair], batch_size: int = 32) -> Tensor:
-        """(len(pairs),) float32 scores: cached, or computed by ``teacher`` (each distinct missing pair once)."""
+    def score(self, teacher: PairScorer, pairs: Sequence[Pair], batch_size: int = 32, *, save: bool = True) -> Tensor:
+        """(len(pairs),) float32 scores: cached, or computed by ``teacher`` (each distinct missing pair once).
+
+        New scores are written to disk at once, or with ``save=False`` at the next :meth:`save` (many small calls).
+        """
         keys = [pair_key(p) for p in pairs]
         missing = list({k: p for k, p in zip(keys, pairs, strict=True) if k not in self._scores}.items())
         if missing:
@@ -159,10 +163,15 @@ class ScoreCache:
                 raise ValueError(f"the teacher returned {len(values)} scores for {len(missing)} pairs")
             self._scores.update((k, v) for (k, _), v in zip(missing, values, strict=True))
             self.computed += len(missing)
-            self._write()
+            self._dirty = True
+            if save:
+                self.save()
         return torch.tensor([self._scores[k] for k in keys], dtype=torch.float32)
 
-    def _write(self) -> None:
+    def save(self) -> None:
+        """Write the scores (atomically) if any were added since the last write."""
+        if not self._dirty:
+            return
         from safetensors.torch import save_file
 
         keys = torch.tensor([list(k) for k in self._scores], dtype=torch.uint8).reshape(-1, 16)
@@ -173,6 +182,7 @@ class ScoreCache:
         try:
             save_file({"keys": keys, "scores": scores}, tmp)
             os.replace(tmp, self.path)
+            self._dirty = False
         except BaseException:
             Path(tmp).unlink(missing_ok=True)
             raise

@@ -229,6 +229,7 @@ def mine(
     seconds["select"] = time.perf_counter() - t
     seconds["total"] = time.perf_counter() - start
     quality = summarize(positive_scores, negative_scores)
+    quality["judge"] = "rescorer" if rescorer is not None else config.method  # whose scores the estimates use
     quality["queries"] = len(data.queries)
     quality["queries_short"] = sum(len(n) < config.num_negatives for n in negatives)
     quality["negatives"] = sum(len(n) for n in negatives)
@@ -239,17 +240,34 @@ def mine(
 
 
 # ---------------------------------------------------------------- write
-def to_records(data: MiningData, negatives: Sequence[Sequence[int]]) -> list[dict[str, Any]]:
-    """One record per (query, positive) with the query's negatives; queries without negatives are left out."""
+def to_records(
+    data: MiningData,
+    negatives: Sequence[Sequence[int]],
+    *,
+    scores: tuple[Sequence[Tensor], Sequence[Tensor]] | None = None,
+) -> list[dict[str, Any]]:
+    """One record per (query, positive) with the query's negatives; queries without negatives are left out.
+
+    ``scores`` (per query: its positives' scores in ``data.positives`` order, its negatives' in ``negatives``
+    order; a teacher's, from :func:`mine` with a ``rescorer``) adds ``positive_scores`` / ``negative_scores``
+    to each record, the fields distillation objectives read.
+    """
     records = []
     for q, negs in enumerate(negatives):
         if not negs:
             continue
         texts = [data.corpus[d] for d in negs]
-        for p in data.positives[q]:
-            records.append(
-                {"anchor": data.queries[q], "positive": data.corpus[p], "negative": texts, "group": data.query_ids[q]}
-            )
+        for j, p in enumerate(data.positives[q]):
+            record = {
+                "anchor": data.queries[q],
+                "positive": data.corpus[p],
+                "negative": texts,
+                "group": data.query_ids[q],
+            }
+            if scores is not None:
+                record["positive_scores"] = [float(scores[0][q][j])]
+                record["negative_scores"] = [float(s) for s in scores[1][q]]
+            records.append(record)
     return records
 
 
