@@ -100,6 +100,17 @@ def test_gradient_reaches_body_and_head(cross):
     cross.eval()
 
 
+def test_tagged_features_give_yes_no_logits(cross, decoder):
+    cross.eval()
+    with torch.no_grad():
+        pair = cross(cross.tokenize(PAIRS, yes_no=True))
+        assert pair.shape == (len(PAIRS), 2)
+        assert torch.allclose(pair[:, 0], cross(cross.tokenize(PAIRS)), atol=1e-6) and not pair[:, 1].any()
+        logits = decoder(decoder.tokenize(PAIRS, yes_no=True))
+        assert torch.allclose(logits[:, 0] - logits[:, 1], decoder(decoder.tokenize(PAIRS)), atol=1e-6)
+        assert torch.allclose(cross.score(PAIRS), cross(cross.tokenize(PAIRS)), atol=1e-5)
+
+
 def test_bad_pairs_are_named():
     with pytest.raises(ValueError, match="pair 1"):
         from contrastkit.encoders.cross import _split_pairs

@@ -14,8 +14,12 @@ The decoder score is the log-odds of "yes" over {"yes", "no"}, so
 et al., arXiv 2510.14824); :meth:`DecoderReranker.yes_no_logits` gives both
 logits for objectives that use them separately.
 
-* ``tokenize(pairs) -> Features``: padded model inputs (first dimension = pairs).
-* ``forward(features) -> (n,)``: scores with gradient (training).
+* ``tokenize(pairs) -> Features``: padded model inputs (first dimension = pairs);
+  ``tokenize(pairs, yes_no=True)`` tags the rows (a ``yes_no`` tensor, as
+  dual encoders tag sides) so that ``forward`` returns each pair's (yes, no)
+  logits instead, for objectives that need both (``url``).
+* ``forward(features) -> (n,)``: scores with gradient (training); ``(n, 2)``
+  for tagged features (a one-logit classifier's "no" logit is 0).
 * ``score(pairs, batch_size=32) -> (n,)``: inference (eval mode, no gradient,
   longest pairs first, input order out), float32 on the CPU.
 * ``save(folder)``: written atomically, safetensors only. A classifier folder
@@ -74,6 +78,8 @@ Pair = tuple[str, str]
 RERANKER_FILE = "contrastkit_reranker.json"
 """Extra file of a saved :class:`DecoderReranker`: its prompt template and answer tokens."""
 IDENTITY_ACTIVATION = "torch.nn.modules.linear.Identity"
+YES_NO = "yes_no"
+"""Feature key tagging rows whose (yes, no) logits ``forward`` returns instead of the score."""
 DEFAULT_INSTRUCTION = "Judge whether the document answers the query."
 DEFAULT_TEMPLATE = "{instruction}\nQuery: {query}\nDocument: {document}\nRelevant (yes or no):"
 
@@ -91,6 +97,8 @@ class CrossEncoderModel(nn.Module):
     """
 
     kind: ClassVar[str] = "classifier"
+    scores_pairs: ClassVar[bool] = True
+    """Marks a pair scorer for the trainer (it batches (query, document) pairs, not texts)."""
 
     def __init__(
         self,
@@ -146,17 +154,21 @@ class CrossEncoderModel(nn.Module):
         path: str | Path,
         *,
         max_length: int | None = None,
-        seed: int = 0,
+        seed: int | None = 0,
         trust_remote_code: bool = False,
     ) -> CrossEncoderModel:
         """A new cross-encoder: the transformer of ``path`` (an encoder or sentence-transformers folder) with a
-        fresh one-logit head, initialised from ``seed`` (the global RNG is left as it was)."""
+        fresh one-logit head, initialised from ``seed`` (the global RNG is left as it was), or from the global
+        RNG when ``seed`` is None (a training run seeds it)."""
         from contrastkit.encoders.auto import resolve_model_path
 
         folder = resolve_model_path(path)
-        with torch.random.fork_rng(devices=[]):
-            torch.manual_seed(seed)
+        if seed is None:
             model = _quiet_load(folder, trust_remote_code)
+        else:
+            with torch.random.fork_rng(devices=[]):
+                torch.manual_seed(seed)
+                model = _quiet_load(folder, trust_remote_code)
         tokenizer = load_hf_tokenizer(folder, trust_remote_code=trust_remote_code)
         if max_length is None and (folder / "sentence_bert_config.json").exists():
             saved = read_json(folder / "sentence_bert_config.json")
@@ -165,8 +177,14 @@ class CrossEncoderModel(nn.Module):
 
     # ------------------------------------------------------------------ forward
 
-    def tokenize(self, pairs: Sequence[Pair]) -> Features:
-        """``input_ids``, ``attention_mask`` (``token_type_ids``) of the pairs, padded, cut to ``max_length``."""
+    @property
+    def dim(self) -> int:
+        """Outputs per pair: 1 (the score)."""
+        return 1
+
+    def tokenize(self, pairs: Sequence[Pair], *, yes_no: bool = False) -> Features:
+        """``input_ids``, ``attention_mask`` (``token_type_ids``) of the pairs, padded, cut to ``max_length``;
+        with ``yes_no`` the rows are tagged for (yes, no) logits."""
         queries, documents = _split_pairs(pairs)
         encoded = self.tokenizer(
             queries,
@@ -176,12 +194,22 @@ class CrossEncoderModel(nn.Module):
             max_length=self.max_length,
             return_tensors="pt",
         )
-        return dict(encoded)
+        return _tag(dict(encoded), yes_no)
 
     def forward(self, features: Features) -> Tensor:
-        """(n,) relevance scores with gradient."""
+        """(n,) relevance scores with gradient; (n, 2) (yes, no) logits for tagged features."""
+        if YES_NO in features:
+            return self.yes_no_logits(features)
+        return self._scores(features)
+
+    def yes_no_logits(self, features: Features) -> Tensor:
+        """(n, 2): the score as the "yes" logit and 0 as the "no" logit (a one-logit head has no other)."""
+        scores = self._scores(features)
+        return torch.stack([scores, torch.zeros_like(scores)], dim=-1)
+
+    def _scores(self, features: Features) -> Tensor:
         device = self.model.device
-        inputs = {k: v.to(device) for k, v in features.items()}
+        inputs = {k: v.to(device) for k, v in features.items() if k != YES_NO}
         body = getattr(self.model, "bert", None)
         if self.unpad and type(self.model).__name__ == "BertForSequenceClassification" and supports_unpadded(body):
             hidden = unpadded_token_states(body, **inputs)
@@ -293,15 +321,16 @@ class DecoderReranker(CrossEncoderModel):
         tokenizer = load_hf_tokenizer(folder, trust_remote_code=trust_remote_code)
         return cls(model, tokenizer, prompt=prompt, max_length=max_length if max_length is not None else saved_max)
 
-    def tokenize(self, pairs: Sequence[Pair]) -> Features:
+    def tokenize(self, pairs: Sequence[Pair], *, yes_no: bool = False) -> Features:
         """Rendered prompts, left-padded (the answer position is the last column), document cut first."""
         texts = [self.prompt.render(q, self._fit(q, d)) for q, d in pairs]
         side = self.tokenizer.padding_side
         self.tokenizer.padding_side = "left"
         try:
-            return dict(self.tokenizer(texts, padding=True, add_special_tokens=False, return_tensors="pt"))
+            encoded = dict(self.tokenizer(texts, padding=True, add_special_tokens=False, return_tensors="pt"))
         finally:
             self.tokenizer.padding_side = side
+        return _tag(encoded, yes_no)
 
     def _fit(self, query: str, document: str) -> str:
         """``document``, its end cut so that the rendered prompt has at most ``max_length`` tokens."""
@@ -320,10 +349,12 @@ class DecoderReranker(CrossEncoderModel):
         positions = (attention.long().cumsum(-1) - 1).clamp(min=0)
         hidden = self.model.base_model(input_ids=ids, attention_mask=attention, position_ids=positions)
         last = last_pool(hidden.last_hidden_state, attention)
-        head = self.model.get_output_embeddings()
-        return head(last)[:, list(self.answer_ids)]
+        head = self.model.get_output_embeddings()  # only the two answer rows of the LM head
+        rows = torch.tensor(self.answer_ids, device=last.device)
+        bias = None if head.bias is None else head.bias[rows]
+        return torch.nn.functional.linear(last, head.weight[rows], bias)
 
-    def forward(self, features: Features) -> Tensor:
+    def _scores(self, features: Features) -> Tensor:
         """(n,) scores ``logit(yes) - logit(no)`` with gradient."""
         logits = self.yes_no_logits(features)
         return logits[:, 0] - logits[:, 1]
@@ -339,7 +370,7 @@ def load_cross_encoder(
     path: str | Path,
     *,
     max_length: int | None = None,
-    seed: int = 0,
+    seed: int | None = 0,
     trust_remote_code: bool = False,
 ) -> CrossEncoderModel:
     """A cross-encoder from ``path``: a saved one as it is (:meth:`CrossEncoderModel.from_folder`), a causal LM as a
@@ -378,6 +409,12 @@ def _quiet_load(folder: Path, trust_remote_code: bool) -> PreTrainedModel:
         raise ModelFolderError(f"{folder}: could not load the model ({type(err).__name__}: {err})") from err
     finally:
         transformers.logging.set_verbosity(verbosity)
+
+
+def _tag(features: Features, yes_no: bool) -> Features:
+    if yes_no:
+        features[YES_NO] = torch.ones(features["input_ids"].shape[0], dtype=torch.bool)
+    return features
 
 
 def _split_pairs(pairs: Sequence[Pair]) -> tuple[list[str], list[str]]:
