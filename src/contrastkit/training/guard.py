@@ -40,22 +40,21 @@ def _local(tensor: Tensor) -> Tensor:
 def nonfinite(tensors: Sequence[Tensor]) -> list[int]:
     """Indices of the floating-point ``tensors`` holding a NaN or an infinity (one fused check, one sync).
 
-    The check is ``max |x|`` per tensor (``torch._foreach_norm`` with ``ord=inf``), which is finite exactly
-    when every element is: a sum of squares could overflow on large but finite weights. Integer tensors
-    are always finite. Under FSDP it sees this process's shards only (the loop combines ranks).
+    The fused check is each tensor's 2-norm (``torch._foreach_norm``), NaN or infinite whenever an element
+    is; a norm that overflows on huge but finite values is confirmed element-wise before a tensor is named
+    (the exact max-abs norm is ~40x slower on CPU). Integer tensors are always finite. Under FSDP it sees
+    this process's shards only (the loop combines ranks).
     """
     picked = [(i, _local(t).detach()) for i, t in enumerate(tensors) if t.is_floating_point() and t.numel()]
-    if not picked:
-        return []
-    by_device: dict[tuple[torch.device, torch.dtype], list[tuple[int, Tensor]]] = {}
+    groups: dict[tuple[torch.device, torch.dtype], list[tuple[int, Tensor]]] = {}
     for i, t in picked:
-        by_device.setdefault((t.device, t.dtype), []).append((i, t))
+        groups.setdefault((t.device, t.dtype), []).append((i, t))
     bad: list[int] = []
-    for group in by_device.values():
-        norms = torch.stack(torch._foreach_norm([t for _, t in group], ord=math.inf))
-        ok = norms.isfinite()
+    for group in groups.values():
+        ok = torch.stack(torch._foreach_norm([t for _, t in group])).isfinite()
         if not bool(ok.all()):
-            bad += [group[j][0] for j in (~ok).nonzero().flatten().tolist()]
+            suspects = [group[j] for j in (~ok).nonzero().flatten().tolist()]
+            bad += [i for i, t in suspects if not bool(t.isfinite().all())]
     return sorted(bad)
 
 
@@ -182,10 +181,13 @@ class BadStepGuard:
         """The error to raise when :attr:`exhausted`, naming the steps and the last good checkpoint."""
         loss, grad_norm = self.last_values
         where = f"the last good checkpoint is {last_checkpoint}" if last_checkpoint else "no checkpoint was written"
-        last = "the update made weights non-finite" if self.last_weights_nonfinite else "last"
+        values = f"loss {loss}, gradient norm {grad_norm}"
+        last = f"last {values}"
+        if self.last_weights_nonfinite:
+            last = f"the last update made weights non-finite ({values})"
         return TrainingDivergedError(
             f"training diverged: {self.streak} consecutive steps with a non-finite loss, gradient or update "
-            f"(steps {self.streak_steps[0]}-{self.streak_steps[-1]}; {last} loss {loss}, gradient norm {grad_norm}); "
+            f"(steps {self.streak_steps[0]}-{self.streak_steps[-1]}; {last}); "
             f"{where}. Lower optim.lr, raise objective.temperature, check the data, or use train.precision=fp32."
         )
 

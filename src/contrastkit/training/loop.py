@@ -32,7 +32,8 @@ weights after the final checkpoint, before ``final/`` is written. The
 Run folder (``train.output_dir``): ``config.yaml`` (the resolved config),
 ``env.json``, ``metrics.jsonl``, ``tensorboard/`` (when tensorboard is
 installed), ``checkpoints/step-*/`` and ``final/`` (the trained encoder, a
-sentence-transformers folder). With ``train.resume=true`` the run continues
+sentence-transformers folder, with its model card ``README.md``:
+:mod:`contrastkit.training.model_card`). With ``train.resume=true`` the run continues
 from the newest intact checkpoint (a damaged newer one is skipped with a
 warning: :func:`~contrastkit.training.checkpoint.newest_intact_checkpoint`);
 on CPU the result is bitwise identical to an uninterrupted run. The folder
@@ -76,10 +77,11 @@ from contrastkit.training.device import (
 from contrastkit.training.evaluation import build_evaluation_callbacks
 from contrastkit.training.guard import BadStepGuard, TrainingDivergedError, UpdateSnapshot, require_finite
 from contrastkit.training.lora import add_lora, merge_lora
+from contrastkit.training.model_card import CardFacts, command_line, dataset_facts, write_model_card
 from contrastkit.training.optim import LRSchedule, build_optimizer, clip_gradients
 from contrastkit.training.rng import seed_everything
 from contrastkit.training.rundir import RunDir
-from contrastkit.training.runlog import RunLog
+from contrastkit.training.runlog import METRICS_FILE, RunLog
 from contrastkit.training.schema import ConfigError
 from contrastkit.training.sharding import Sharding
 from contrastkit.training.sources import build_data_sampler, build_routing, load_sources
@@ -315,12 +317,17 @@ class Trainer:
         """Apply the optimizer step; when it leaves a non-finite weight or moment (on any rank), undo it.
         Returns whether the update was kept."""
         self.snapshot.take()
-        if self.scaler is not None:
-            self.scaler.step(self.optimizer)
-            self.scaler.update()
-        else:
-            self.optimizer.step()
-        finite = self.snapshot.updated_finite()
+        try:
+            if self.scaler is not None:
+                self.scaler.step(self.optimizer)
+                self.scaler.update()
+            else:
+                self.optimizer.step()
+            finite = self.snapshot.updated_finite()
+        except RuntimeError as err:  # torch's per-tensor AdamW raises when its step size overflows a float,
+            if "overflow" not in str(err):  # with some parameters already updated
+                raise
+            finite = False
         if self.world > 1:  # FSDP ranks check different shards: agree on one answer
             flag = torch.tensor([0.0 if finite else 1.0], device=self.device)
             dist.all_reduce(flag, op=dist.ReduceOp.MAX)
@@ -404,6 +411,16 @@ class Trainer:
         if not (self.config.train.eval_every and self.step % self.config.train.eval_every == 0):
             with contextlib.suppress(StopTraining):
                 self._evaluate(encoder)
+        if self.rank == 0:  # after the final evaluation, whose results it lists
+            facts = CardFacts(
+                self.config,
+                dataset_facts(self.config.data, self.sources, given=self._given_examples is not None),
+                self.step,
+                self.guard.total,
+                self.log.last_loss,
+                command_line(),
+            )
+            write_model_card(final, facts, self.output_dir / METRICS_FILE)
         ctx = self._context(self.log.last_metrics, encoder)
         for cb in self.callbacks:
             cb.on_train_end(ctx)
