@@ -110,3 +110,48 @@ def test_row_slice_keeps_each_rows_group() -> None:
     assert torch.equal(part.group_index, full.group_index[2:5])
     assert torch.equal(part.group_score, full.group_score[2:5])
     assert torch.equal(part.dense().pos, row_slice(full.base(), slice(2, 5)).dense().pos)
+
+
+# ---------------------------------------------------------------- data.teacher: scores computed before training
+@pytest.fixture(scope="module")
+def teacher_folder(tmp_path_factory):
+    import sys
+    from pathlib import Path
+
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "encoders"))
+    from encoder_helpers import tiny_bert_folder
+
+    return tiny_bert_folder(tmp_path_factory.mktemp("teacher") / "bert")
+
+
+def test_teacher_scores_unscored_data_once(tmp_path, teacher_folder, monkeypatch: pytest.MonkeyPatch) -> None:
+    from contrastkit.data import teacher as teacher_module
+    from contrastkit.training.build import load_training_examples
+
+    path = tmp_path / "plain.jsonl"
+    rows = [
+        {"anchor": e.anchor, "positive": e.positives[0], "negative": list(e.negatives)} for e in scored_examples(16)
+    ]
+    path.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    keys = [f"data.train={path}", f"data.teacher={teacher_folder}", "objective.name=listwise_kl"]
+    examples = load_training_examples(load_config(None, keys).data)
+    assert all(ex.teacher_scored for ex in examples)
+    teacher, _ = teacher_module.load_teacher(teacher_folder)
+    ex = examples[3]
+    want = teacher.score([(ex.anchor, t) for t in (*ex.positives, *ex.negatives)])
+    assert torch.allclose(torch.tensor([*ex.positive_scores, *ex.negative_scores]), want, atol=1e-5)
+    assert len(list((tmp_path / ".teacher_cache").glob("teacher-*.safetensors"))) == 1
+
+    def refuse(self, pairs, batch_size=32):
+        raise AssertionError("every pair is cached")
+
+    monkeypatch.setattr(teacher_module.BiEncoderTeacher, "score", refuse)
+    run(tmp_path, "cached", str(path), f"data.teacher={teacher_folder}", "objective.name=listwise_kl")
+
+
+def test_bad_teacher_names_the_key(tmp_path) -> None:
+    data = write(scored_examples(8), tmp_path / "scored.jsonl")
+    with pytest.raises(ConfigError, match=r"data\.teacher"):
+        run(tmp_path, "x", data, f"data.teacher={tmp_path / 'missing'}", "objective.name=listwise_kl")
+    with pytest.raises(ConfigError, match=r"data\.teacher_cache"):
+        load_config(None, [f"data.train={data}", f"data.teacher_cache={tmp_path}"])

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any, TypeVar
 
 from contrastkit.data.examples import Example
@@ -130,7 +131,7 @@ def load_training_examples(data: DataConfig) -> list[Example]:
     """Every example of ``data.train`` (read and validated before anything is written)."""
     if not data.train:
         raise ConfigError("data.train", "required: one training file or a list of them")
-    return load_examples(
+    examples = load_examples(
         list(data.train),
         format=data.format,
         columns=data.columns,
@@ -138,6 +139,19 @@ def load_training_examples(data: DataConfig) -> list[Example]:
         quoting=data.quoting,
         split=data.split,
     )
+    return teacher_scored(examples, data) if data.teacher else examples
+
+
+def teacher_scored(examples: list[Example], data: DataConfig) -> list[Example]:
+    """``examples`` with ``data.teacher``'s score of every text still unscored, through its on-disk cache."""
+    from contrastkit.data.teacher import ScoreCache, load_teacher, score_examples
+
+    try:
+        teacher, identity = load_teacher(data.teacher)
+    except (ModelFolderError, FileNotFoundError) as err:
+        raise ConfigError("data.teacher", str(err)) from None
+    folder = data.teacher_cache or Path(data.train[0]).parent / ".teacher_cache"
+    return score_examples(examples, teacher, cache=ScoreCache(folder, identity))
 
 
 def sentences(views: ViewsConfig, examples: Sequence[Example]) -> list[str]:

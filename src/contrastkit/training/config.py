@@ -98,6 +98,13 @@ class DataConfig:
     takes ``batch_size / N`` examples of every batch. ``length_grouped``
     forms batches of similar-length examples (less padding).
 
+    ``teacher`` (a model folder: a cross-encoder, or a bi-encoder scoring by
+    cosine) scores every positive and negative that has no
+    ``positive_scores`` / ``negative_scores`` before training, for the
+    distillation objectives; its scores are kept in ``teacher_cache``
+    (default: ``.teacher_cache`` beside the first training file), keyed by the
+    teacher's identity and the texts, so a rerun scores nothing again.
+
     ``datasets`` (instead of ``train`` and its reading keys) trains on several
     datasets (:class:`DatasetConfig`), each batch from one of them, chosen by
     ``mixing``: ``proportional`` (seeded draws by weight) or ``round_robin``.
@@ -115,9 +122,13 @@ class DataConfig:
     length_grouped: bool = False
     datasets: tuple[DatasetConfig, ...] = ()
     mixing: Literal["proportional", "round_robin"] = "proportional"
+    teacher: str | None = None
+    teacher_cache: str | None = None
 
     def __post_init__(self) -> None:
         _check(self.batch_size >= 1, "batch_size", f"must be >= 1, got {self.batch_size}")
+        _check(not (self.teacher and self.datasets), "teacher", "not with data.datasets (score each file first)")
+        _check(self.teacher_cache is None or bool(self.teacher), "teacher_cache", "needs data.teacher")
         if not self.datasets:
             return
         for key in ("train", "format", "split", "columns", "kind", "quoting"):
