@@ -71,6 +71,7 @@ from contrastkit.scale.loss import ContrastiveLoss
 from contrastkit.scale.matryoshka import MatryoshkaLoss
 from contrastkit.scale.queue import MemoryQueue
 from contrastkit.training.config import ObjectiveConfig, ScaleConfig
+from contrastkit.training.rerank import check_pair_objective, pair_side
 from contrastkit.training.schema import ConfigError
 
 Forward = Callable[[Features], Tensor]
@@ -157,6 +158,7 @@ class BatchLoss(nn.Module):
         dim: the encoder's embedding size (for the queue and Matryoshka checks).
         labels: ``label_index`` of the training examples (labelled objectives).
         anchor_prompt, candidate_prompt: prefixes for anchors / candidates.
+        pairs: the encoder is a cross-encoder (:mod:`contrastkit.training.rerank`).
     """
 
     def __init__(
@@ -168,10 +170,14 @@ class BatchLoss(nn.Module):
         labels: dict[int | str, int] | None = None,
         anchor_prompt: str | None = None,
         candidate_prompt: str | None = None,
+        pairs: bool = False,
     ) -> None:
         super().__init__()
         self.loss = build_contrastive_loss(objective, scale)
         obj = self.loss.objective
+        self.pairs = pairs  # a cross-encoder: groups of (query, document) scores (contrastkit.training.rerank)
+        if pairs:
+            check_pair_objective(obj, scale, world()[1])
         self.views = isinstance(obj, ViewMatrixObjective) or isinstance(self.loss, ViewLoss)
         # the global loss is computed whole on every rank (views, symmetric objectives) rather than in row parts
         self.replicated = self.views or (isinstance(obj, ScaledObjective) and obj.symmetric)
@@ -250,7 +256,10 @@ class BatchLoss(nn.Module):
         device = next((p.device for p in encoder.parameters()), torch.device("cpu"))
         rows = rank_rows(len(batch), *world())
         local = Batch(batch.examples[rows]) if world()[1] > 1 else batch
-        if self.views:
+        if self.pairs:
+            side, closure = pair_side(encoder, batch, self.loss.objective, device)
+            sides = [side]
+        elif self.views:
             sides, closure = self._views(encoder, batch, local, device)
         else:
             sides, closure = self._matrix(encoder, batch, rows, local, device)

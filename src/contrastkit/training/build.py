@@ -19,6 +19,7 @@ from contrastkit.data.render import Augment, Renderer
 from contrastkit.data.sampler import BatchSampler
 from contrastkit.encoders import DualEncoder, ModelFolderError, load_encoder
 from contrastkit.encoders.base import Encoder
+from contrastkit.encoders.cross import CrossEncoderModel, load_cross_encoder
 from contrastkit.encoders.pixel import (
     ImageEncoder,
     PixelEncoder,
@@ -74,6 +75,8 @@ def _load_tower(model: ModelConfig, key: str) -> Encoder:
         return _build_perception(model, key)
     if model.path is None or model.path == SCRATCH:
         raise ConfigError(f"{key}.path", "required: a model folder or an alias such as all-MiniLM-L6-v2")
+    if model.kind == "cross":
+        return _load_cross(model, key)
     try:
         return load_encoder(
             model.path,
@@ -86,6 +89,19 @@ def _load_tower(model: ModelConfig, key: str) -> Encoder:
             trust_remote_code=model.trust_remote_code,
         )
     except ModelFolderError as err:
+        raise ConfigError(f"{key}.path", str(err)) from None
+
+
+def _load_cross(model: ModelConfig, key: str) -> CrossEncoderModel:
+    """A cross-encoder (``kind: cross``): a saved one, a causal LM as a yes/no reranker, or an encoder body with a
+    new one-logit head drawn from the run's seeded RNG."""
+    if model.candidate is not None or model.lora.enabled:
+        raise ConfigError(f"{key}.kind", "a cross-encoder has one tower and trains every weight (no candidate, lora)")
+    try:
+        return load_cross_encoder(
+            model.path, max_length=model.max_length, seed=None, trust_remote_code=model.trust_remote_code
+        )
+    except (ModelFolderError, ValueError) as err:
         raise ConfigError(f"{key}.path", str(err)) from None
 
 

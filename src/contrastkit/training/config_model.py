@@ -61,10 +61,15 @@ class ModelConfig:
     or a candidate) makes a dual encoder: this section's model embeds the
     anchors, ``candidate``'s the positives and negatives
     (``contrastkit.encoders.DualEncoder``).
+
+    ``kind: cross`` trains a cross-encoder (``contrastkit.encoders.cross``):
+    ``path`` is a saved one, a causal LM (a yes/no reranker) or an encoder
+    body that gets a new one-logit head; each example's query and documents
+    are scored as pairs (``contrastkit.training.rerank``).
     """
 
     path: str | None = None
-    kind: Literal["auto", "text", "decoder", "static", "pixel", "image"] = "auto"
+    kind: Literal["auto", "text", "decoder", "static", "pixel", "image", "cross"] = "auto"
     pooling: str | None = None
     normalize: bool | None = None
     max_length: int | None = None

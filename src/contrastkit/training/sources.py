@@ -34,6 +34,7 @@ from contrastkit.objectives.temperature import Temperature
 from contrastkit.training.batchloss import BatchLoss, label_index
 from contrastkit.training.build import build_sampler, load_training_examples, resolve_prompt
 from contrastkit.training.config import Config, DataConfig, DatasetConfig, ObjectiveConfig
+from contrastkit.training.rerank import is_pair_scorer
 from contrastkit.training.schema import ConfigError
 
 
@@ -101,6 +102,7 @@ def build_data_sampler(data: DataConfig, sources: Sequence[DataSource]) -> Batch
                     seed=dataset_seed(data.seed, i),
                     drop_last=data.drop_last,
                     length_grouped=data.length_grouped,
+                    duplicates=data.duplicates,
                 )
             )
         except ValueError as err:
@@ -175,7 +177,7 @@ def build_routing(config: Config, sources: Sequence[DataSource], encoder: Encode
         users = [sources[i] for i, owner in enumerate(loss_of) if owner == k]
         labels = label_index([ex for source in users for ex in source.examples])
         try:
-            loss = BatchLoss(objective, config.scale, dim=encoder.dim, labels=labels)
+            loss = BatchLoss(objective, config.scale, dim=encoder.dim, labels=labels, pairs=is_pair_scorer(encoder))
         except ConfigError as err:
             raise _rekey(err, users[0]) from None
         for source in users:
