@@ -8,10 +8,10 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 import pytest
 import torch
 import yaml
-from transformers import BertConfig, BertModel, BertTokenizerFast
 
 from contrastkit.cli.main import main
 from contrastkit.encoders import load_encoder
+from tiny_models import tiny_bert_folder
 
 WORDS = ("alpha", "beta", "gamma", "delta", "epsilon", "zeta", "eta", "theta", "iota", "kappa", "lambda", "mu")
 
@@ -19,20 +19,7 @@ WORDS = ("alpha", "beta", "gamma", "delta", "epsilon", "zeta", "eta", "theta", "
 def tiny_bert(folder):
     """A 2-layer, 32-wide random BERT (dropout on) with a WordPiece tokenizer over WORDS."""
     folder.mkdir(parents=True)
-    (folder / "vocab.txt").write_text("\n".join(["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", *WORDS]) + "\n")
-    tokenizer = BertTokenizerFast(str(folder / "vocab.txt"), model_max_length=32)
-    torch.manual_seed(0)
-    config = BertConfig(
-        vocab_size=len(tokenizer),
-        hidden_size=32,
-        num_hidden_layers=2,
-        num_attention_heads=2,
-        intermediate_size=37,
-        max_position_embeddings=32,
-    )
-    BertModel(config).save_pretrained(str(folder))
-    tokenizer.save_pretrained(str(folder))
-    return folder
+    return tiny_bert_folder(folder, WORDS)
 
 
 def pairs(path, n=24):
@@ -118,3 +105,25 @@ def test_a_diverged_run_exits_with_status_3(setup, capsys, monkeypatch) -> None:
     _, config = setup
     assert main(["train", str(config), "train.steps=2"]) == 3
     assert capsys.readouterr().err.strip() == "contrastkit train: training diverged: 5 consecutive steps ..."
+
+
+def many_answers(path, questions=5, answers=4):
+    """TREC-QA style pairs: every question (anchor) has several answers."""
+    with open(path, "w") as f:
+        for q in range(questions):
+            for k in range(answers):
+                anchor = f"{WORDS[q]} {WORDS[q + 1]}"
+                f.write(json.dumps({"anchor": anchor, "positive": f"{WORDS[(q + k) % len(WORDS)]} p{q}x{k}"}) + "\n")
+    return path
+
+
+def test_data_that_cannot_fill_a_batch_is_refused_before_anything_is_written(setup, capsys) -> None:
+    root, config = setup
+    data, out = many_answers(root / "trec.jsonl"), root / "out"
+    argv = ["train", str(config), f"data.train={data}", "train.steps=3", f"train.output_dir={out}"]
+    assert main(argv) == 2  # batch 8 > the 5 distinct questions
+    err = capsys.readouterr().err
+    assert "data.batch_size" in err and "the largest duplicate-free batch found has 5 examples" in err
+    assert not out.exists()
+    with pytest.warns(UserWarning, match=r"skipped for sharing a text with their batch \(duplicates=skip\)"):
+        assert main([*argv, "data.batch_size=4", "data.duplicates=skip"]) == 0  # each question once per batch

@@ -10,6 +10,7 @@ import sys
 import warnings
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from contrastkit.data import BatchSampler, Example, load_examples
@@ -46,12 +47,20 @@ def test_property_no_duplicate_text_nothing_lost():
         n, size = rng.randint(1, 80), rng.randint(1, 9)
         examples = random_examples(rng, n, vocab=rng.randint(4, 60))
         drop_last = rng.random() < 0.5 and n >= size
-        sampler = BatchSampler(examples, size, seed=case, drop_last=drop_last, window=rng.choice([None, 1, 3]))
+        duplicates = rng.choice(["defer", "skip"])
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             try:
+                sampler = BatchSampler(
+                    examples,
+                    size,
+                    seed=case,
+                    drop_last=drop_last,
+                    window=rng.choice([None, 1, 3]),
+                    duplicates=duplicates,
+                )
                 plan = sampler.plan(0)
-            except ValueError as e:  # drop_last and not one full batch is possible
+            except ValueError as e:  # drop_last and not one full batch is possible: refused when built
                 assert drop_last and "no batch of" in str(e)
                 continue
         batches = list(sampler)
@@ -62,7 +71,8 @@ def test_property_no_duplicate_text_nothing_lost():
         if drop_last:
             assert all(len(b) == size for b in batches)
         else:
-            assert not plan.dropped
+            assert plan.dropped == plan.skipped  # only skip leaves examples out without drop_last
+        assert not plan.skipped or duplicates == "skip"
         shuffled = rng.sample(range(n), n)
         exercised += any(shared_text(shuffled[k : k + size], examples) for k in range(0, n, size))
     assert exercised > 100, "the random data must make naive batches collide often"
@@ -150,9 +160,9 @@ def test_state_from_other_settings_is_refused():
 def test_duplicates_dropped_by_drop_last_are_reported():
     # 6 examples share "x": at most one per batch, so with 12 examples and batch 4 some cannot be placed
     examples = [Example(f"a{k}", ("x",)) for k in range(6)] + [Example(f"b{k}", (f"y{k}",)) for k in range(6)]
-    sampler = BatchSampler(examples, 4, seed=0)
-    with pytest.warns(UserWarning, match="drop_last left out"):
-        batches = list(sampler)
+    with pytest.warns(UserWarning, match=r"of 12 examples left out of the epoch .* left over by drop_last"):
+        sampler = BatchSampler(examples, 4, seed=0)
+    batches = list(sampler)
     dropped = sampler.dropped(0)
     assert sorted([i for b in batches for i in b] + dropped) == list(range(12))
     assert len(dropped) > 12 % 4 and all(sum(i < 6 for i in b) == 1 for b in batches)
@@ -163,7 +173,7 @@ def test_duplicates_dropped_by_drop_last_are_reported():
 def test_invalid_settings():
     examples = [Example("same", ("x",)) for _ in range(5)]
     with pytest.raises(ValueError, match="no batch of 2"):
-        len(BatchSampler(examples, 2, seed=0))
+        BatchSampler(examples, 2, seed=0)  # refused when built, not at the first batch
     assert [len(b) for b in BatchSampler(examples, 2, seed=0, drop_last=False)] == [1] * 5
     with pytest.raises(ValueError, match="batch_size 8 with drop_last"):
         BatchSampler(examples, 8, seed=0)
@@ -171,6 +181,8 @@ def test_invalid_settings():
         BatchSampler([], 2, seed=0)
     with pytest.raises(ValueError, match="seed"):
         BatchSampler(examples, 2, seed=-1)
+    with pytest.raises(ValueError, match="duplicates must be 'defer' or 'skip'"):
+        BatchSampler(examples, 2, seed=0, duplicates="drop")  # type: ignore[arg-type]
 
 
 def test_snli_batches_never_repeat_a_premise():
@@ -183,3 +195,44 @@ def test_snli_batches_never_repeat_a_premise():
     batches = list(sampler)
     assert not any(shared_text(b, examples) for b in batches)
     assert len(batches) == len(examples) // 64 and len(sampler.dropped(0)) == len(examples) % 64
+
+
+def many_answers(questions: int = 6, answers: int = 5) -> list[Example]:
+    """TREC-QA style: each question has several answers (its anchor repeats), question 0 has many more."""
+    rows = [Example(f"q{q}", (f"a{q}-{k}",)) for q in range(questions) for k in range(answers)]
+    return rows + [Example("q0", (f"a0-extra{k}",)) for k in range(10)]
+
+
+def test_too_few_distinct_texts_is_refused_when_built_with_the_numbers():
+    with pytest.raises(ValueError) as err:
+        BatchSampler(many_answers(), 8, seed=0)
+    message = str(err.value)
+    assert "no batch of 8 examples without a repeated text" in message
+    assert "the largest duplicate-free batch found has 6 examples" in message
+    assert "'q0' is in 15 of them" in message and "at most 6" in message
+    with pytest.warns(UserWarning, match="left out"):
+        assert len(list(BatchSampler(many_answers(), 6, seed=0, duplicates="skip"))) >= 1
+
+
+def test_skip_leaves_colliding_examples_out_of_the_epoch_and_counts_them():
+    examples = many_answers()
+    with pytest.warns(UserWarning, match=r"skipped for sharing a text with their batch \(duplicates=skip\)"):
+        sampler = BatchSampler(examples, 3, seed=1, duplicates="skip")
+    for epoch in range(3):
+        plan = sampler.plan(epoch)
+        batches = [list(b) for b in plan.batches]
+        assert not any(shared_text(b, examples) for b in batches)
+        placed = [i for b in batches for i in b]
+        assert sorted(placed + list(plan.dropped)) == list(range(len(examples)))  # each example once
+        assert plan.skipped and set(plan.skipped) <= set(plan.dropped)
+        perm = np.random.default_rng([1, epoch]).permutation(len(examples)).tolist()
+        assert placed == [i for i in perm if i in set(placed)]  # skip never waits: the permutation's order
+    deferred = BatchSampler(examples, 3, seed=1, drop_last=False)
+    assert deferred.dropped(0) == [] and sum(len(b) for b in deferred.plan(0).batches) == len(examples)
+    state = sampler.state_dict()
+    assert state["duplicates"] == "skip"
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        same_but_defer = BatchSampler(examples, 3, seed=1)
+    with pytest.raises(ValueError, match="duplicates='skip'"):
+        same_but_defer.load_state_dict(state)

@@ -24,6 +24,23 @@ plain ``drop_last`` would (``len(examples) % batch_size``). Only texts shared
 *between* examples count; an example whose own anchor equals its positive is
 kept as is.
 
+``duplicates`` chooses what happens to an example that collides, as
+sentence-transformers' no-duplicates batch sampler offers:
+
+* ``"defer"`` (the default, above): it waits for a later batch of the epoch;
+* ``"skip"``: it sits out this epoch (listed by :meth:`BatchSampler.dropped`
+  and :attr:`EpochPlan.skipped`), so batches follow the shuffled order without
+  waiting; another epoch's permutation lets it in. For data with many answers
+  per question (TREC-QA style) this trains on every question each epoch with
+  a different answer, instead of piling the frequent questions' rows up at
+  the epoch's end.
+
+Either way the count of examples left out of an epoch is reported (a warning
+naming it, and :meth:`BatchSampler.dropped`). The sampler plans epoch 0 when
+it is built, so data that cannot fill one duplicate-free batch is refused at
+once (naming the largest batch it could fill and the most repeated text),
+before a training run writes anything.
+
 With ``length_grouped=True`` batches are formed from examples of similar
 length, so less of each batch is padding: the epoch's permutation is cut into
 mega-batches of ``mega_batches * batch_size`` examples, each mega-batch is
@@ -62,19 +79,23 @@ import warnings
 from collections import deque
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 
 from contrastkit.data.examples import Example
 
+Duplicates = Literal["defer", "skip"]
+
 
 @dataclass(frozen=True)
 class EpochPlan:
-    """The batches of one epoch (lists of example indices) and the indices ``drop_last`` left out."""
+    """The batches of one epoch (lists of example indices); the indices left out of it (``dropped``: by
+    ``drop_last`` and by ``duplicates="skip"``), and of those, the ones skipped for sharing a text."""
 
     batches: tuple[tuple[int, ...], ...]
     dropped: tuple[int, ...]
+    skipped: tuple[int, ...] = ()
 
 
 class BatchSampler:
@@ -88,6 +109,11 @@ class BatchSampler:
         window: at most this many deferred examples are tried per batch (default ``8 * batch_size``).
         length_grouped: form batches from examples of similar text length (see the module docstring).
         mega_batches: with ``length_grouped``, examples are sorted within groups of this many batches.
+        duplicates: ``"defer"`` an example that shares a text with the batch to a later batch, or ``"skip"`` it
+            for the epoch (see the module docstring).
+
+    Raises:
+        ValueError: bad settings, or (``drop_last``) data that cannot fill one batch without a repeated text.
     """
 
     def __init__(
@@ -100,6 +126,7 @@ class BatchSampler:
         window: int | None = None,
         length_grouped: bool = False,
         mega_batches: int = 50,
+        duplicates: Duplicates = "defer",
     ) -> None:
         if batch_size < 1:
             raise ValueError(f"batch_size must be >= 1, got {batch_size}")
@@ -109,6 +136,8 @@ class BatchSampler:
             raise ValueError("BatchSampler: no examples")
         if mega_batches < 1:
             raise ValueError(f"mega_batches must be >= 1, got {mega_batches}")
+        if duplicates not in ("defer", "skip"):
+            raise ValueError(f"duplicates must be 'defer' or 'skip', got {duplicates!r}")
         if drop_last and len(examples) < batch_size:
             raise ValueError(f"{len(examples)} examples < batch_size {batch_size} with drop_last=True: no batch")
         self.examples = examples
@@ -118,10 +147,12 @@ class BatchSampler:
         self.window = 8 * batch_size if window is None else max(1, window)
         self.length_grouped = length_grouped
         self.mega_batches = mega_batches
+        self.duplicates = duplicates
         self._lengths: list[int] | None = None
         self._epoch = 0
         self._batch = 0
         self._plan: tuple[int, EpochPlan] | None = None
+        self.plan(0)  # refuse data that cannot fill a batch now, before a run writes anything
 
     # ------------------------------------------------------------------ position
     @property
@@ -145,13 +176,15 @@ class BatchSampler:
             "num_examples": len(self.examples),
             "length_grouped": self.length_grouped,
             "mega_batches": self.mega_batches,
+            "duplicates": self.duplicates,
         }
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         """Resume at ``state``'s position; ValueError if it was saved with other settings or data size."""
         mine = self.state_dict()
-        saved = {"length_grouped": False, "mega_batches": 50, **state}  # states written before length grouping
-        for key in ("seed", "batch_size", "drop_last", "window", "num_examples", "length_grouped", "mega_batches"):
+        saved = {"length_grouped": False, "mega_batches": 50, "duplicates": "defer", **state}  # older states
+        keys = ("seed", "batch_size", "drop_last", "window", "num_examples", "length_grouped", "mega_batches")
+        for key in (*keys, "duplicates"):
             if saved.get(key) != mine[key]:
                 raise ValueError(
                     f"sampler state was saved with {key}={saved.get(key)!r}, this sampler has {mine[key]!r}"
@@ -205,26 +238,50 @@ class BatchSampler:
         order = np.random.default_rng([self.seed, epoch]).permutation(len(self.examples)).tolist()
         if self.length_grouped:
             order = _by_length(order, self._text_lengths(), self.mega_batches * self.batch_size)
-        full, partial = _pack(order, [ex.texts() for ex in self.examples], self.batch_size, self.window)
+        texts = [ex.texts() for ex in self.examples]
+        full, partial, skipped = _pack(order, texts, self.batch_size, self.window, defer=self.duplicates == "defer")
         if self.length_grouped:
             shuffled = np.random.default_rng([self.seed, epoch, 1]).permutation(len(full)).tolist()
             full = [full[i] for i in shuffled]
         if not self.drop_last:
-            return EpochPlan(tuple(full + partial), ())
-        dropped = tuple(i for batch in partial for i in batch)
-        if not full:
-            raise ValueError(
-                f"BatchSampler epoch {epoch}: no batch of {self.batch_size} examples without a repeated text; "
-                "lower batch_size, deduplicate the data or use drop_last=False"
-            )
-        if len(dropped) > len(order) % self.batch_size:
-            warnings.warn(
-                f"BatchSampler epoch {epoch}: drop_last left out {len(dropped)} examples, more than the "
-                f"{len(order) % self.batch_size} of an unconstrained split, because texts repeat across examples; "
-                "see BatchSampler.dropped()",
-                stacklevel=4,
-            )
-        return EpochPlan(tuple(full), dropped)
+            plan = EpochPlan(tuple(full + partial), tuple(skipped), tuple(skipped))
+        else:
+            if not full:
+                raise ValueError(self._no_batch(epoch, texts, partial))
+            plan = EpochPlan(tuple(full), (*skipped, *(i for batch in partial for i in batch)), tuple(skipped))
+        if len(plan.dropped) > (len(order) % self.batch_size if self.drop_last else 0):
+            warnings.warn(self._left_out(epoch, plan), stacklevel=4)
+        return plan
+
+    def _left_out(self, epoch: int, plan: EpochPlan) -> str:
+        """The warning for an epoch that leaves out more examples than a plain ``drop_last`` split would."""
+        n, size = len(self.examples), self.batch_size
+        parts = []
+        if plan.skipped:
+            parts.append(f"{len(plan.skipped)} skipped for sharing a text with their batch (duplicates=skip)")
+        rest = len(plan.dropped) - len(plan.skipped)
+        if rest:
+            parts.append(f"{rest} left over by drop_last (an unconstrained split leaves {n % size})")
+        return (
+            f"BatchSampler epoch {epoch}: {len(plan.dropped)} of {n} examples left out of the epoch because texts "
+            f"repeat across examples: {'; '.join(parts)}; see BatchSampler.dropped()"
+        )
+
+    def _no_batch(self, epoch: int, texts: list[tuple[str, ...]], partial: list[tuple[int, ...]]) -> str:
+        """The error for data with no full duplicate-free batch: the largest batch found, the most repeated text."""
+        counts: dict[str, int] = {}
+        for example in texts:
+            for text in set(example):
+                counts[text] = counts.get(text, 0) + 1
+        top = max(counts, key=lambda t: counts[t])
+        largest = max((len(b) for b in partial), default=0)
+        shown = top if len(top) <= 60 else top[:57] + "..."
+        return (
+            f"no batch of {self.batch_size} examples without a repeated text in epoch {epoch}: the largest "
+            f"duplicate-free batch found has {largest} examples ({len(counts)} distinct texts in {len(texts)} "
+            f"examples; {shown!r} is in {counts[top]} of them); use a batch size of at most {largest}, "
+            "deduplicate the data, or drop_last=False"
+        )
 
     def _text_lengths(self) -> list[int]:
         if self._lengths is None:
@@ -241,11 +298,13 @@ def _by_length(order: list[int], lengths: list[int], group: int) -> list[int]:
 
 
 def _pack(
-    order: list[int], texts: list[tuple[str, ...]], size: int, window: int
-) -> tuple[list[tuple[int, ...]], list[tuple[int, ...]]]:
-    """Greedy batches of ``order`` with no text shared between two examples of a batch: (full, partial)."""
+    order: list[int], texts: list[tuple[str, ...]], size: int, window: int, *, defer: bool = True
+) -> tuple[list[tuple[int, ...]], list[tuple[int, ...]], list[int]]:
+    """Greedy batches of ``order`` with no text shared between two examples of a batch: (full, partial,
+    skipped); a colliding example is deferred to a later batch, or skipped (``defer=False``)."""
     full: list[tuple[int, ...]] = []
     partial: list[tuple[int, ...]] = []
+    skipped: list[int] = []
     deferred: deque[int] = deque()
     upcoming = iter(order)
     exhausted = False
@@ -265,10 +324,10 @@ def _pack(
             if i is None:
                 exhausted = True
             elif not _take(i, texts[i], batch, seen):
-                deferred.append(i)
+                (deferred if defer else skipped).append(i)
         if batch:
             (full if len(batch) == size else partial).append(tuple(batch))
-    return full, partial
+    return full, partial, skipped
 
 
 def _take(index: int, texts: tuple[str, ...], batch: list[int], seen: set[str]) -> bool:
