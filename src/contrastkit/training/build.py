@@ -222,7 +222,12 @@ def build_sampler(data: DataConfig, examples: Sequence[Example]) -> BatchSampler
     """The batch sampler over ``examples`` (global batches of ``data.batch_size``)."""
     try:
         return BatchSampler(
-            examples, data.batch_size, seed=data.seed, drop_last=data.drop_last, length_grouped=data.length_grouped
+            examples,
+            data.batch_size,
+            seed=data.seed,
+            drop_last=data.drop_last,
+            length_grouped=data.length_grouped,
+            duplicates=data.duplicates,
         )
     except ValueError as err:
         raise ConfigError("data.batch_size", str(err)) from None

@@ -96,7 +96,9 @@ class DataConfig:
     columns), ``kind`` and ``quoting`` are ``load_examples``'s arguments.
     ``batch_size`` is the global batch: with N data-parallel processes each
     takes ``batch_size / N`` examples of every batch. ``length_grouped``
-    forms batches of similar-length examples (less padding).
+    forms batches of similar-length examples (less padding). ``duplicates``:
+    an example sharing a text with its batch is deferred to a later batch
+    (``defer``) or sits out the epoch (``skip``); see ``BatchSampler``.
 
     ``teacher`` (a model folder: a cross-encoder, or a bi-encoder scoring by
     cosine) scores every positive and negative that has no
@@ -120,6 +122,7 @@ class DataConfig:
     seed: int = 0
     drop_last: bool = True
     length_grouped: bool = False
+    duplicates: Literal["defer", "skip"] = "defer"
     datasets: tuple[DatasetConfig, ...] = ()
     mixing: Literal["proportional", "round_robin"] = "proportional"
     teacher: str | None = None
