@@ -7,10 +7,9 @@ import os
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 import pytest
-import torch
-from transformers import BertConfig, BertModel, BertTokenizerFast
 
 from contrastkit.cli.analyze import add_parser
+from tiny_models import tiny_bert_folder
 
 WORDS = "the a cat dog sat on mat runs fast red bird sings in tree big house river flows".split()  # noqa: SIM905
 SENTENCES = [
@@ -27,14 +26,7 @@ SENTENCES = [
 
 @pytest.fixture(scope="module")
 def model(tmp_path_factory):
-    folder = tmp_path_factory.mktemp("tiny-bert")
-    (folder / "vocab.txt").write_text("\n".join(["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", *WORDS]) + "\n")
-    tokenizer = BertTokenizerFast(str(folder / "vocab.txt"), model_max_length=32)
-    torch.manual_seed(0)
-    config = BertConfig(vocab_size=len(tokenizer), hidden_size=16, num_hidden_layers=2, num_attention_heads=2,
-                        intermediate_size=32, max_position_embeddings=32)  # fmt: skip
-    BertModel(config).save_pretrained(str(folder))
-    tokenizer.save_pretrained(str(folder))
+    folder = tiny_bert_folder(tmp_path_factory.mktemp("tiny-bert"), WORDS, hidden_size=16, intermediate_size=32)
     return folder
 
 

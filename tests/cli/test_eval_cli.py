@@ -8,9 +8,9 @@ import json
 import os
 
 import pytest
-import torch
 
 from contrastkit.cli import main as cli_main
+from tiny_models import tiny_bert_folder
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 _WORD_LIST = "the a cat dog sat ran on mat big small red blue runs fast slow hello world is"
@@ -27,18 +27,7 @@ def _commands(monkeypatch) -> None:
 @pytest.fixture(scope="module")
 def model(tmp_path_factory) -> str:
     """A 2-layer, 32-wide random BERT with a WordPiece vocabulary over WORDS, as a Hugging Face folder."""
-    from transformers import BertConfig, BertModel, BertTokenizerFast
-
-    folder = tmp_path_factory.mktemp("tiny_bert")
-    (folder / "vocab.txt").write_text("\n".join(["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", *WORDS]) + "\n")
-    tokenizer = BertTokenizerFast(str(folder / "vocab.txt"), model_max_length=64)
-    torch.manual_seed(0)
-    config = BertConfig(
-        vocab_size=len(tokenizer), hidden_size=32, num_hidden_layers=2, num_attention_heads=2,
-        intermediate_size=64, max_position_embeddings=64,
-    )  # fmt: skip
-    BertModel(config).save_pretrained(str(folder))
-    tokenizer.save_pretrained(str(folder))
+    folder = tiny_bert_folder(tmp_path_factory.mktemp("tiny_bert"), WORDS, max_length=64, intermediate_size=64)
     return str(folder)
 
 

@@ -8,10 +8,10 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 import pytest
 import torch
 import yaml
-from transformers import BertConfig, BertModel, BertTokenizerFast
 
 from contrastkit.cli.main import main
 from contrastkit.encoders import load_encoder
+from tiny_models import tiny_bert_folder
 
 WORDS = ("alpha", "beta", "gamma", "delta", "epsilon", "zeta", "eta", "theta", "iota", "kappa", "lambda", "mu")
 
@@ -19,20 +19,7 @@ WORDS = ("alpha", "beta", "gamma", "delta", "epsilon", "zeta", "eta", "theta", "
 def tiny_bert(folder):
     """A 2-layer, 32-wide random BERT (dropout on) with a WordPiece tokenizer over WORDS."""
     folder.mkdir(parents=True)
-    (folder / "vocab.txt").write_text("\n".join(["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", *WORDS]) + "\n")
-    tokenizer = BertTokenizerFast(str(folder / "vocab.txt"), model_max_length=32)
-    torch.manual_seed(0)
-    config = BertConfig(
-        vocab_size=len(tokenizer),
-        hidden_size=32,
-        num_hidden_layers=2,
-        num_attention_heads=2,
-        intermediate_size=37,
-        max_position_embeddings=32,
-    )
-    BertModel(config).save_pretrained(str(folder))
-    tokenizer.save_pretrained(str(folder))
-    return folder
+    return tiny_bert_folder(folder, WORDS)
 
 
 def pairs(path, n=24):

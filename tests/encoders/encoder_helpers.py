@@ -22,6 +22,9 @@ from transformers import (
     PreTrainedTokenizerFast,
 )
 
+from tiny_models import SPECIAL_TOKENS
+from tiny_models import tiny_bert_folder as build_tiny_bert_folder
+
 _WORD_LIST = (
     "the a an cat cats dog dogs sat on mat hello world is big small red blue green query passage "
     "this that sentence means one word in of and to what where who why how runs ran fast slow"
@@ -44,7 +47,7 @@ EOS = "<|endoftext|>"
 def bert_tokenizer(folder: Path) -> BertTokenizerFast:
     """A WordPiece tokenizer over ``WORDS`` (vocab.txt written in ``folder``)."""
     folder.mkdir(parents=True, exist_ok=True)
-    vocab = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", *WORDS, *(f"##{c}" for c in "s")]
+    vocab = [*SPECIAL_TOKENS, *WORDS, "##s"]
     (folder / "vocab.txt").write_text("\n".join(vocab) + "\n")
     return BertTokenizerFast(str(folder / "vocab.txt"), model_max_length=64)
 
@@ -57,11 +60,8 @@ def tiny_bert(tok: BertTokenizerFast, *, seed: int = 0, **config) -> BertModel:
 
 
 def tiny_bert_folder(folder: Path, *, seed: int = 0) -> Path:
-    """:func:`tiny_bert` with its tokenizer, saved as a plain Hugging Face folder."""
-    tok = bert_tokenizer(folder / "_vocab")
-    tiny_bert(tok, seed=seed).save_pretrained(str(folder))
-    tok.save_pretrained(str(folder))
-    return folder
+    """:func:`tiny_bert` and its tokenizer (:func:`bert_tokenizer`'s vocabulary) as a Hugging Face folder."""
+    return build_tiny_bert_folder(folder, [*WORDS, "##s"], max_length=64, seed=seed, intermediate_size=64)
 
 
 def bpe_tokenizer() -> PreTrainedTokenizerFast:

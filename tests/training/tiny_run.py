@@ -19,6 +19,8 @@ import sys
 import traceback
 
 import torch
+
+sys.path.insert(1, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))  # tests/: tiny_models
 from training_helpers import TinyEncoder
 
 from contrastkit.cli.main import main as contrastkit_main

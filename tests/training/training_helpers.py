@@ -27,6 +27,7 @@ from torch import Tensor, nn
 from contrastkit.data.examples import Example
 from contrastkit.encoders.base import Encoder, Features
 from contrastkit.training import faults
+from tiny_models import tiny_bert_folder
 
 NAN_WORD = "__nan__"
 
@@ -176,25 +177,8 @@ class PoisonedEncoder(TinyEncoder):
 def tiny_bert(folder: str | Path, **config) -> Path:
     """A 2-layer, 32-wide random BERT (dropout 0.1) and a WordPiece tokenizer over WORDS, as a Hugging Face folder;
     ``config`` overrides ``BertConfig`` fields."""
-    from transformers import BertConfig, BertModel, BertTokenizerFast
-
-    folder = Path(folder)
-    folder.mkdir(parents=True)
-    (folder / "vocab.txt").write_text("\n".join(["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", *WORDS]) + "\n")
-    tokenizer = BertTokenizerFast(str(folder / "vocab.txt"), model_max_length=32)
-    torch.manual_seed(0)
-    config = BertConfig(
-        vocab_size=len(tokenizer),
-        hidden_size=32,
-        num_hidden_layers=2,
-        num_attention_heads=2,
-        intermediate_size=37,
-        max_position_embeddings=32,
-        **config,
-    )
-    BertModel(config).save_pretrained(str(folder))
-    tokenizer.save_pretrained(str(folder))
-    return folder
+    Path(folder).mkdir(parents=True)
+    return tiny_bert_folder(folder, WORDS, **config)
 
 
 class Launcher:
