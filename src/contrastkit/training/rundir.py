@@ -83,6 +83,8 @@ class RunDir:
             self.path.mkdir(parents=True, exist_ok=True)
             self._lock()
         except OSError as err:
+            if self._created:  # a folder of ours: take the lock file away with it
+                self.lock_path.unlink(missing_ok=True)
             self._undo_created()
             raise ConfigError(KEY, _explain(err, self.path)) from None
 
