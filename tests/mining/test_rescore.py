@@ -13,7 +13,7 @@ from mining_helpers import CORPUS, QUERIES, BagEncoder, toy_data
 from contrastkit.cli import mine as mine_cli
 from contrastkit.cli.main import COMMANDS, main
 from contrastkit.data.readers import load_examples
-from contrastkit.mining import FilterConfig, MiningConfig, mine, to_records
+from contrastkit.mining import FilterConfig, MiningConfig, mine, to_grouped_records, to_records
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "encoders"))
 from encoder_helpers import tiny_bert_folder
@@ -68,6 +68,19 @@ def test_records_carry_the_teacher_scores() -> None:
         assert record["negative_scores"] == teacher([(record["anchor"], d) for d in record["negative"]])
 
 
+@pytest.mark.filterwarnings("ignore::contrastkit.mining.FalseNegativeWarning")
+def test_grouped_records_keep_every_query_with_all_positives_and_scores() -> None:
+    data = toy_data()
+    result = mine(data, _config(absolute_margin=5.0, relative_margin=None), encoder=BagEncoder(), rescorer=teacher)
+    assert any(not negs for negs in result.negatives)  # a query left without negatives is still written
+    records = to_grouped_records(data, result.negatives, scores=(result.positive_scores, result.negative_scores))
+    assert [r["anchor"] for r in records] == data.queries
+    for record, pos in zip(records, data.positives, strict=True):
+        assert record["positive"] == [data.corpus[p] for p in pos]
+        assert record["positive_scores"] == teacher([(record["anchor"], p) for p in record["positive"]])
+        assert record["negative_scores"] == teacher([(record["anchor"], d) for d in record["negative"]])
+
+
 # ---------------------------------------------------------------- the CLI with a real (tiny) cross-encoder
 @pytest.fixture(scope="module")
 def cross_folder(tmp_path_factory) -> Path:
@@ -91,10 +104,10 @@ def test_cli_rescore_writes_scores_training_can_read(
     )
     out, cache = tmp_path / "neg.jsonl", tmp_path / "cache"
     args = ["mine", "--data", str(pairs), "--model", "toy", "--relative-margin", "none", "--num-negatives", "2"]
-    args += ["--rescore", str(cross_folder), "--teacher-cache", str(cache), "--out", str(out)]
+    args += ["--rescore", str(cross_folder), "--teacher-cache", str(cache), "--layout", "grouped", "--out", str(out)]
     assert main(args) == 0
     examples = load_examples(out)
-    assert examples and all(ex.teacher_scored for ex in examples)
+    assert len(examples) == len(QUERIES) and all(ex.teacher_scored for ex in examples)
     ce = CrossEncoderModel.from_folder(cross_folder)
     ex = examples[0]
     want = ce.score([(ex.anchor, t) for t in (*ex.positives, *ex.negatives)])

@@ -94,6 +94,11 @@ def add_parser(commands: argparse._SubParsersAction) -> None:
         help="keep the teacher's scores in DIR (keyed by teacher identity and texts) so a rerun scores only new "
         "pairs (default: none)",
     )  # fmt: skip
+    p.add_argument(
+        "--layout", choices=["pairs", "grouped"], default="pairs",
+        help="pairs: one record per (query, positive), queries without negatives left out; grouped: one record per "
+        "query with all its positives, every query kept (default: %(default)s)",
+    )  # fmt: skip
     p.add_argument("--out", required=True, help="output JSONL; the report goes to OUT's stem + .report.json/.md")
     p.set_defaults(run=run)
 
@@ -116,6 +121,7 @@ def run(args: argparse.Namespace) -> int:
         MiningConfig,
         load_data,
         mine,
+        to_grouped_records,
         to_records,
         write_jsonl,
         write_report,
@@ -153,7 +159,8 @@ def run(args: argparse.Namespace) -> int:
     except (FileNotFoundError, ImportError) as err:
         raise CliError(str(err)) from None
     scores = (result.positive_scores, result.negative_scores) if args.rescore else None
-    records = to_records(data, result.negatives, scores=scores)
+    layout = to_grouped_records if args.layout == "grouped" else to_records
+    records = layout(data, result.negatives, scores=scores)
     if not records:
         raise CliError("no negatives were mined (every candidate was filtered out): nothing written")
     out = Path(args.out)

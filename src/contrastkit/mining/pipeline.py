@@ -271,6 +271,29 @@ def to_records(
     return records
 
 
+def to_grouped_records(
+    data: MiningData,
+    negatives: Sequence[Sequence[int]],
+    *,
+    scores: tuple[Sequence[Tensor], Sequence[Tensor]] | None = None,
+) -> list[dict[str, Any]]:
+    """One record per query: all its positives (a list) and its negatives (a list, possibly empty: every query is
+    kept, training then gives it in-batch negatives only); ``scores`` as in :func:`to_records`."""
+    records = []
+    for q, negs in enumerate(negatives):
+        record: dict[str, Any] = {
+            "anchor": data.queries[q],
+            "positive": [data.corpus[p] for p in data.positives[q]],
+            "negative": [data.corpus[d] for d in negs],
+            "group": data.query_ids[q],
+        }
+        if scores is not None:
+            record["positive_scores"] = [float(s) for s in scores[0][q]]
+            record["negative_scores"] = [float(s) for s in scores[1][q]]
+        records.append(record)
+    return records
+
+
 def atomic_write(path: str | Path, text: str) -> None:
     """Write ``text`` to a temporary file next to ``path``, then rename it over ``path``."""
     path = Path(path)
