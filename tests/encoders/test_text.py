@@ -109,7 +109,8 @@ def test_prompts_saved_and_used_by_sentence_transformers(bert_folder, tmp_path):
     torch.testing.assert_close(ours, theirs, atol=1e-5, rtol=1e-5)
     assert not torch.allclose(ours, enc.encode(SENTENCES), atol=1e-3)
     reloaded = load_encoder(tmp_path / "st")
-    assert reloaded.prompts == {"query": "query: ", "passage": "passage: "}
+    # the passage prompt is saved as "document" too: sentence-transformers' encode_document takes that name first
+    assert reloaded.prompts == {"query": "query: ", "passage": "passage: ", "document": "passage: "}
     torch.testing.assert_close(
         reloaded.encode(SENTENCES, prompt_name="passage"), enc.encode(SENTENCES, prompt="passage: ")
     )
