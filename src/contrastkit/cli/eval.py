@@ -88,12 +88,23 @@ def format_metrics(result: TaskResult) -> str:
     return "\n".join(lines)
 
 
+def _check_outputs(args: argparse.Namespace) -> None:
+    """Refuse a ``--json`` file or a ``--report`` folder that cannot be written, naming the path and why."""
+    from contrastkit.outputs import output_problem
+
+    for option, path, folder in (("--json", args.json_out, False), ("--report", args.report, True)):
+        problem = output_problem(path, folder=folder) if path and path != "-" else None
+        if problem is not None:
+            raise ValueError(f"{option}: {problem}")
+
+
 def run(args: argparse.Namespace) -> int:
-    """Check the data, load the model, evaluate, print and write; returns the exit status."""
+    """Check the outputs and the data, load the model, evaluate, print and write; returns the exit status."""
     if args.batch_size < 1:
         raise ValueError(f"--batch-size must be >= 1, got {args.batch_size}")
     spec = get_task(args.task)
     params = parse_options(args.option)
+    _check_outputs(args)  # before the data and the model are read
     split = args.split or spec.default_split
     loaded = load_task_data(spec.name, args.data, split)  # a malformed folder stops here, nothing written
 

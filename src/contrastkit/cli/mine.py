@@ -129,6 +129,7 @@ def run(args: argparse.Namespace) -> int:
 
     if args.method != "bm25" and not args.model:
         raise CliError(f"--method {args.method} needs --model")
+    _check_outputs(Path(args.out))  # before any reading or mining
     filters = FilterConfig(
         range_min=args.range_min,
         range_max=args.range_max,
@@ -190,6 +191,17 @@ def _rescorer(folder: str, cache_dir: str | None, batch_size: int):  # type: ign
         return (lambda pairs: teacher.score(pairs, batch_size=batch_size)), None
     cache = ScoreCache(cache_dir, identity)
     return (lambda pairs: cache.score(teacher, pairs, batch_size, save=False)), cache
+
+
+def _check_outputs(out: Path) -> None:
+    """Refuse an ``--out`` (or its report files) that cannot be written, naming the path and why."""
+    from contrastkit.cli.main import CliError
+    from contrastkit.outputs import output_problem
+
+    for path in (out, out.with_name(out.stem + ".report.json"), out.with_name(out.stem + ".report.md")):
+        problem = output_problem(path, folder=False)
+        if problem is not None:
+            raise CliError(f"--out: {problem}")
 
 
 def _encoder(model: str):  # type: ignore[no-untyped-def]

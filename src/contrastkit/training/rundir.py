@@ -20,11 +20,11 @@ temp folders (``.final.tmp-*``, ``.final.old-*``).
 
 from __future__ import annotations
 
-import errno
 import os
 import shutil
 from pathlib import Path
 
+from contrastkit.outputs import explain_os_error, shape_problem
 from contrastkit.training.checkpoint import remove_checkpoint_leftovers
 from contrastkit.training.schema import ConfigError
 
@@ -38,28 +38,12 @@ KEY = "train.output_dir"
 _FINAL_LEFTOVERS = (".final.tmp-", ".final.old-", ".config.yaml.tmp-", "metrics.jsonl.tmp")
 
 
-def _explain(err: OSError, path: Path) -> str:
-    """A reason in words for an OSError met while preparing ``path``."""
-    where = err.filename or path
-    if err.errno in (errno.EROFS,):
-        return f"{where} is on a read-only file system"
-    if err.errno in (errno.ENOSPC, errno.EDQUOT):
-        return f"no space left on the device of {where} (the file system is full)"
-    if err.errno in (errno.EACCES, errno.EPERM):
-        return f"no permission to write in {where}"
-    return f"cannot write in {where}: {err.strerror or err}"
-
-
 def check_output_dir(path: Path) -> None:
-    """Refuse ``path`` when it, or one of its existing parents, is not a folder (no file system access beyond
-    ``stat``); raises :class:`ConfigError` on ``train.output_dir``."""
-    if path.exists() and not path.is_dir():
-        raise ConfigError(KEY, f"{path} is a file, not a folder")
-    for parent in path.parents:
-        if parent.exists():
-            if not parent.is_dir():
-                raise ConfigError(KEY, f"cannot create {path}: its parent {parent} is a file, not a folder")
-            return
+    """Refuse ``path`` when it, or one of its existing parents, is not a folder (nothing is written);
+    raises :class:`ConfigError` on ``train.output_dir``."""
+    problem = shape_problem(path, folder=True)
+    if problem is not None:
+        raise ConfigError(KEY, problem)
 
 
 class RunDir:
@@ -86,7 +70,7 @@ class RunDir:
             if self._created:  # a folder of ours: take the lock file away with it
                 self.lock_path.unlink(missing_ok=True)
             self._undo_created()
-            raise ConfigError(KEY, _explain(err, self.path)) from None
+            raise ConfigError(KEY, explain_os_error(err, self.path)) from None
 
     def _lock(self) -> None:
         while True:
