@@ -29,11 +29,11 @@ sentence-transformers' no-duplicates batch sampler offers:
 
 * ``"defer"`` (the default, above): it waits for a later batch of the epoch;
 * ``"skip"``: it sits out this epoch (listed by :meth:`BatchSampler.dropped`
-  and :attr:`EpochPlan.skipped`), so batches follow the shuffled order without
-  waiting; another epoch's permutation lets it in. For data with many answers
-  per question (TREC-QA style) this trains on every question each epoch with
-  a different answer, instead of piling the frequent questions' rows up at
-  the epoch's end.
+  and :attr:`EpochPlan.skipped`); another epoch's permutation lets it in.
+  Batches then follow the shuffled order exactly, with no example waiting
+  (deferral piles a frequent question's rows up toward the epoch's end), at
+  the cost of fewer examples per epoch on data with many answers per question
+  (TREC-QA, batch 32: 192 of 348 examples per epoch, against 224 deferred).
 
 Either way the count of examples left out of an epoch is reported (a warning
 naming it, and :meth:`BatchSampler.dropped`). The sampler plans epoch 0 when
