@@ -32,7 +32,9 @@ from pathlib import Path
 
 from contrastkit.data.errors import DataError
 from contrastkit.data.examples import Example
+from contrastkit.data.formats import text_lines
 from contrastkit.data.readers import json_records
+from contrastkit.data.records import clip, integer
 
 QRELS_HEADER = ("query-id", "corpus-id", "score")
 
@@ -104,28 +106,23 @@ def read_qrels(
     """A qrels TSV as {query id: {doc id: grade}}; ids checked against ``corpus``/``queries`` when given."""
     path = Path(path)
     qrels: dict[str, dict[str, int]] = {}
-    with path.open("rb") as f:
-        for number, raw in enumerate(f, 1):
-            try:
-                line = raw.decode("utf-8").removeprefix("\ufeff").rstrip("\r\n")
-            except UnicodeDecodeError as e:
-                raise DataError(f"bad UTF-8 at byte {e.start} of the line", path=path, line=number) from None
-            fields = line.split("\t")
-            if number == 1:
-                if tuple(f.strip().lower().replace("_", "-") for f in fields) != QRELS_HEADER:
-                    raise DataError(
-                        f"expected the header {'<TAB>'.join(QRELS_HEADER)}, got {line!r}", path=path, line=1
-                    )
-                continue
-            if not line.strip():
-                continue
-            try:
-                qid, doc_id, grade = _judgement(fields, corpus, queries)
-            except DataError as e:
-                raise DataError(e.problem, path=path, line=number) from None
-            if doc_id in qrels.setdefault(qid, {}):
-                raise DataError(f"duplicate judgement for query {qid!r} and doc {doc_id!r}", path=path, line=number)
-            qrels[qid][doc_id] = grade
+    for number, line in text_lines(path):
+        fields = line.split("\t")
+        if number == 1:
+            if tuple(f.strip().lower().replace("_", "-") for f in fields) != QRELS_HEADER:
+                raise DataError(
+                    f"expected the header {'<TAB>'.join(QRELS_HEADER)}, got {clip(line)!r}", path=path, line=1
+                )
+            continue
+        if not line.strip():
+            continue
+        try:
+            qid, doc_id, grade = _judgement(fields, corpus, queries)
+        except DataError as e:
+            raise DataError(e.problem, path=path, line=number) from None
+        if doc_id in qrels.setdefault(qid, {}):
+            raise DataError(f"duplicate judgement for query {qid!r} and doc {doc_id!r}", path=path, line=number)
+        qrels[qid][doc_id] = grade
     return qrels
 
 
@@ -138,9 +135,11 @@ def _judgement(
     if not qid or not doc_id:
         raise DataError("empty query-id or corpus-id")
     try:
-        grade = int(score)
-    except ValueError:
-        raise DataError(f"wrong type in column 'score': expected an integer grade, got {score!r}") from None
+        grade = integer(score)
+    except DataError as e:
+        raise DataError(f"wrong value in column 'score': {e.problem}") from None
+    if grade is None:
+        raise DataError(f"wrong type in column 'score': expected an integer grade, got {clip(score)!r}")
     if queries is not None and qid not in queries:
         raise DataError(f"query-id {qid!r} is not in queries.jsonl")
     if corpus is not None and doc_id not in corpus:

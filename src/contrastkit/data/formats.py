@@ -12,13 +12,14 @@ from __future__ import annotations
 import csv
 import gzip
 import json
+import zlib
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, BinaryIO
 
 from contrastkit.data.errors import DataError
 from contrastkit.data.examples import Example
-from contrastkit.data.records import describe, resolve, to_example
+from contrastkit.data.records import clip, describe, integer, resolve, to_example
 
 Columns = dict[str, tuple[str, ...]]
 
@@ -27,10 +28,16 @@ def _open(path: Path) -> BinaryIO:
     return gzip.open(path, "rb") if path.suffix.lower() == ".gz" else path.open("rb")  # type: ignore[return-value]
 
 
-def _lines(path: Path) -> Iterator[tuple[int, str]]:
-    """(1-based line number, decoded line without its end) for every line, BOM stripped, bad UTF-8 located."""
-    with _open(path) as f:
-        try:
+def text_lines(path: Path) -> Iterator[tuple[int, str]]:
+    """(1-based line number, decoded line without its end) for every line, BOM stripped, bad UTF-8 located.
+
+    A file that cannot be read, or a ``.gz`` file whose compressed stream is
+    damaged (bad header, CRC, truncation, a corrupt deflate block), is a
+    DataError naming the line where reading stopped.
+    """
+    number = 0
+    try:
+        with _open(path) as f:
             for number, raw in enumerate(f, 1):
                 try:
                     line = raw.decode("utf-8")
@@ -39,24 +46,47 @@ def _lines(path: Path) -> Iterator[tuple[int, str]]:
                 if number == 1:
                     line = line.removeprefix("\ufeff")
                 yield number, line.rstrip("\r\n")
-        except (gzip.BadGzipFile, EOFError) as e:
-            raise DataError(f"not a readable gzip file ({e})", path=path) from None
+    except (OSError, EOFError, zlib.error) as e:  # gzip.BadGzipFile is an OSError
+        what = "gzip file" if path.suffix.lower() == ".gz" else "file"
+        raise DataError(f"not a readable {what} ({type(e).__name__}: {e})", path=path, line=number + 1) from None
+
+
+def parse_json(text: str) -> Any:
+    """The JSON value of ``text``; every way it can fail is a :class:`DataError` without a location.
+
+    Besides syntax errors (reported with their column), that is nesting too
+    deep for the parser and integers longer than Python reads from text
+    (:data:`~contrastkit.data.records.MAX_DIGITS` digits).
+    """
+    try:
+        return json.loads(text, parse_int=_json_int)
+    except json.JSONDecodeError as e:
+        raise DataError(f"invalid JSON: {e.msg} at column {e.colno}") from None
+    except RecursionError:
+        raise DataError("invalid JSON: arrays or objects nested too deeply to read") from None
+
+
+def _json_int(text: str) -> int:
+    number = integer(text)
+    if number is None:  # unreachable for the JSON grammar; kept so a bad token can never pass silently
+        raise DataError(f"invalid JSON number {clip(text)!r}")
+    return number
 
 
 def json_records(path: str | Path) -> Iterator[tuple[int, dict[str, Any]]]:
     """(1-based line number, object) for every non-blank line of a JSONL file, streaming.
 
-    Raises :class:`DataError` (file, line, problem) for bad UTF-8, invalid JSON
-    or a line that is not a JSON object.
+    Raises :class:`DataError` (file, line, problem) for an unreadable file,
+    bad UTF-8, invalid JSON (:func:`parse_json`) or a line that is not a JSON object.
     """
     path = Path(path)
-    for number, line in _lines(path):
+    for number, line in text_lines(path):
         if not line.strip():
             continue
         try:
-            record = json.loads(line)
-        except json.JSONDecodeError as e:
-            raise DataError(f"invalid JSON: {e.msg} at column {e.colno}", path=path, line=number) from None
+            record = parse_json(line)
+        except DataError as e:
+            raise DataError(e.problem, path=path, line=number) from None
         if not isinstance(record, dict):
             raise DataError(f"wrong type: expected a JSON object, got {describe(record)}", path=path, line=number)
         yield number, record
@@ -76,14 +106,14 @@ def read_jsonl(path: Path, mapping: Columns, kind: str | None) -> Iterator[Examp
 def read_text(path: Path) -> Iterator[Example]:
     """One anchor-only example per non-blank line."""
     source = str(path)
-    for _, line in _lines(path):
+    for _, line in text_lines(path):
         if line.strip():
             yield Example(anchor=line, source=source)
 
 
 def read_csv(path: Path, mapping: Columns, kind: str | None, delimiter: str, quote: bool) -> Iterator[Example]:
     """Examples of a CSV/TSV file with a header line; errors name the data row and the line it starts on."""
-    numbered = _lines(path)
+    numbered = text_lines(path)
     where = {"line": 0}
 
     def feed() -> Iterator[str]:
@@ -135,8 +165,8 @@ def read_parquet(path: Path, mapping: Columns, kind: str | None, batch_rows: int
         raise ImportError(f"reading Parquet ({path}) needs pyarrow: pip install pyarrow") from None
     try:
         parquet = pq.ParquetFile(path)
-    except (pa.ArrowException, OSError) as e:
-        raise DataError(f"not a readable Parquet file ({e})", path=path) from None
+    except (pa.ArrowException, OSError, ValueError) as e:  # ValueError: e.g. a column name that is not UTF-8
+        raise DataError(f"not a readable Parquet file ({type(e).__name__}: {e})", path=path) from None
     try:
         plan = resolve(parquet.schema_arrow.names, mapping, kind, path.parent)
     except DataError as e:
@@ -145,10 +175,14 @@ def read_parquet(path: Path, mapping: Columns, kind: str | None, batch_rows: int
     for group in range(parquet.num_row_groups):
         try:
             table = parquet.read_row_group(group, columns=plan.needed)
-        except (pa.ArrowException, OSError) as e:
+        except (pa.ArrowException, OSError, ValueError) as e:
             raise DataError(f"cannot decode row group {group} (rows {row + 1}-): {e}", path=path) from None
         for batch in table.to_batches(max_chunksize=batch_rows):
-            for record in batch.to_pylist():
+            try:
+                records = batch.to_pylist()
+            except (pa.ArrowException, ValueError, OverflowError) as e:  # e.g. a timestamp beyond Python's datetime
+                raise DataError(f"cannot convert rows {row + 1}-{row + len(batch)}: {e}", path=path) from None
+            for record in records:
                 row += 1
                 try:
                     yield to_example(record, plan, True, source)

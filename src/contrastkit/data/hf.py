@@ -52,8 +52,14 @@ def _import() -> Any:
 
 
 def _errors(datasets: Any) -> tuple[type[BaseException], ...]:
-    """The exceptions ``datasets`` raises for sources it cannot open or read."""
-    return (datasets.exceptions.DatasetsError, OSError, ValueError)
+    """The exceptions ``datasets`` raises for sources it cannot open or read: any.
+
+    Besides its own errors, OSError and pyarrow's, a damaged saved dataset
+    makes ``datasets`` fail in open-ended ways (a ``KeyError`` or ``TypeError``
+    from a bad ``state.json``, ...): whatever it raises while reading the
+    user's files, the files are what is wrong.
+    """
+    return (datasets.exceptions.DatasetsError, Exception)
 
 
 def _open(datasets: Any, path: str, split: str | None) -> tuple[Any, str | None]:
@@ -75,7 +81,7 @@ def _open(datasets: Any, path: str, split: str | None) -> tuple[Any, str | None]
         raise
     except _errors(datasets) as err:
         hub = "" if local.exists() else " (not a local path, so it was looked up as a hub dataset)"
-        raise DataError(f"cannot open the Hugging Face dataset{hub}: {err}", path=path) from None
+        raise DataError(f"cannot open the Hugging Face dataset{hub}: {type(err).__name__}: {err}", path=path) from None
 
 
 def _saved_split(datasets: Any, saved: Any, path: str, split: str | None) -> tuple[Any, str | None]:
@@ -145,7 +151,7 @@ def read_hf(path: str, mapping: dict[str, tuple[str, ...]], kind: str | None, sp
         try:
             record = next(rows, None)
         except _errors(datasets) as err:
-            raise DataError(f"cannot read the row: {err}", path=where, row=row + 1) from None
+            raise DataError(f"cannot read the row: {type(err).__name__}: {err}", path=where, row=row + 1) from None
         if record is None:
             return
         row += 1

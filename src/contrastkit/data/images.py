@@ -34,12 +34,13 @@ from __future__ import annotations
 
 import gzip
 import struct
+import zlib
 from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
 import torch
-from PIL import Image, UnidentifiedImageError
+from PIL import Image
 from torch import Tensor
 
 from contrastkit.data.errors import DataError
@@ -85,7 +86,8 @@ def load_image(x: ImageInput) -> np.ndarray:
             with Image.open(path) as image:
                 image.load()
                 return _from_pil(image)
-        except (UnidentifiedImageError, OSError, ValueError) as err:
+        except Exception as err:  # PIL's decoders fail in open-ended ways on damaged files (OSError,
+            # SyntaxError, EOFError, struct.error, DecompressionBombError, ...): whatever they raise, the file is wrong
             raise DataError(f"cannot read the image ({type(err).__name__}: {err})", path=path.absolute()) from None
     raise DataError(f"an image must be a uint8 array, a PIL image or a file path, got {type(x).__name__}")
 
@@ -134,7 +136,7 @@ def read_idx(path: str | Path, *, magic: int) -> np.ndarray:
         raise DataError("IDX file not found", path=path)
     try:
         raw = gzip.decompress(path.read_bytes()) if path.suffix == ".gz" else path.read_bytes()
-    except (OSError, EOFError, gzip.BadGzipFile) as err:
+    except (OSError, EOFError, zlib.error) as err:  # gzip.BadGzipFile is an OSError
         raise DataError(f"cannot read the IDX file ({type(err).__name__}: {err})", path=path) from None
     if len(raw) < 4:
         raise DataError(f"file too short for an IDX header ({len(raw)} bytes)", path=path)
@@ -146,6 +148,8 @@ def read_idx(path: str | Path, *, magic: int) -> np.ndarray:
     if len(raw) < header:
         raise DataError(f"truncated IDX header ({len(raw)} bytes, expected {header})", path=path)
     shape = struct.unpack(f">{ndim}i", raw[4:header])
+    if any(size < 0 for size in shape):
+        raise DataError(f"negative size in the IDX header {shape}", path=path)
     expected = header + int(np.prod(shape))
     if len(raw) != expected:
         raise DataError(f"IDX data has {len(raw)} bytes, the header {shape} says {expected}", path=path)

@@ -31,6 +31,7 @@ kind are ``image``, ``image_path``, ``img``, ``anchor`` (anchor) and
 from __future__ import annotations
 
 import math
+import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -70,6 +71,9 @@ LIST_ROLES = ("positive", "negative", "labels")
 SCORE_ROLES = {"positive_scores": "positive", "negative_scores": "negative"}
 """Teacher scores (distillation): one per positive / negative text, in order; kept by kinds with that role."""
 OPTIONAL_ROLES = ("group", *SCORE_ROLES)
+MAX_DIGITS = 4300
+"""The longest integer read from text: Python's own limit for ``int(str)`` (``sys.get_int_max_str_digits``)."""
+_INTEGER = re.compile(r"\s*[+-]?([0-9]+)\s*")
 
 
 @dataclass(frozen=True)
@@ -143,9 +147,17 @@ def _optional(kind: str) -> tuple[str, ...]:
 # ---------------------------------------------------------------- values
 def describe(value: Any) -> str:
     """A short description of a value's type for error messages: ``null``, ``a list``, ``int 5``."""
-    return {type(None): "null", dict: "an object", list: "a list", bool: "a boolean"}.get(
-        type(value), f"{type(value).__name__} {value!r}"[:60]
-    )
+    named = {type(None): "null", dict: "an object", list: "a list", bool: "a boolean"}.get(type(value))
+    if named is not None:
+        return named
+    if isinstance(value, int) and value.bit_length() > 128:  # a huge int's repr is long (refused past 4,300 digits)
+        return f"an int of at least {int((value.bit_length() - 1) * math.log10(2)) + 1} digits"
+    return clip(f"{type(value).__name__} {value!r}")
+
+
+def clip(text: str, width: int = 60) -> str:
+    """``text`` cut to ``width`` characters (an ellipsis marks the cut), for values quoted in messages."""
+    return text if len(text) <= width else text[: width - 3] + "..."
 
 
 def _text(value: Any, column: str) -> str:
@@ -167,17 +179,52 @@ def _score(value: Any, column: str, typed: bool) -> float:
         try:
             value = float(value)
         except ValueError:
-            raise DataError(f"wrong type in column {column!r}: expected a number, got {value!r}") from None
+            raise DataError(f"wrong type in column {column!r}: expected a number, got {clip(value)!r}") from None
     if isinstance(value, bool) or not isinstance(value, (int, float)):
         raise DataError(f"wrong type in column {column!r}: expected a number, got {describe(value)}")
-    if not math.isfinite(value):
+    try:
+        score = float(value)
+    except OverflowError:  # an int beyond float range (JSON allows up to 4,300 digits)
+        raise DataError(f"wrong value in column {column!r}: score {describe(value)} is too large for a float") from None
+    if not math.isfinite(score):
         raise DataError(f"wrong value in column {column!r}: score {value!r} is not finite")
-    return float(value)
+    return score
+
+
+def integer(text: str) -> int | None:
+    """The integer written in ``text`` (ASCII digits, an optional sign, spaces around), else None.
+
+    Stricter than ``int()``, which also takes ``1_000`` and other scripts'
+    digits: what this returns is what the text visibly says. Raises
+    :class:`DataError` for an integer of more than :data:`MAX_DIGITS` digits.
+    """
+    match = _INTEGER.fullmatch(text)
+    if match is None:
+        return None
+    digits = len(match.group(1))
+    if digits > MAX_DIGITS:
+        raise DataError(f"an integer of {digits} digits (at most {MAX_DIGITS} are read)")
+    return int(match.group(0))
+
+
+def _numeric_looking(text: str) -> bool:
+    """Only digits (of any script, superscripts included) and signs: what a reader would take for a number."""
+    return any(c.isdigit() for c in text) and all(c.isdigit() or c in "+-" for c in text.strip())
 
 
 def _label(value: Any, column: str, typed: bool) -> int | str:
-    if not typed and isinstance(value, str) and value.strip().lstrip("-").isdigit():
-        return int(value)
+    if not typed and isinstance(value, str):
+        try:
+            number = integer(value)
+        except DataError as e:
+            raise DataError(f"wrong value in column {column!r}: label is {e.problem}") from None
+        if number is not None:
+            return number
+        if _numeric_looking(value):
+            raise DataError(
+                f"wrong value in column {column!r}: label {clip(value)!r} looks like a number but is not an integer "
+                "(ASCII digits 0-9 with an optional sign); quote it with letters to use it as a name"
+            )
     if isinstance(value, bool) or not isinstance(value, (int, str)):
         raise DataError(f"wrong type in column {column!r}: expected an int or a string label, got {describe(value)}")
     if isinstance(value, str) and not value.strip():
@@ -189,8 +236,16 @@ def _image(value: Any, column: str, root: Path | None) -> str:
     """The path of an existing image file named by ``value`` (relative to ``root``)."""
     path = Path(_text(value, column))
     full = path if path.is_absolute() or root is None else root / path
-    if not full.is_file():
-        raise DataError(f"image file not found in column {column!r}: {value!r} (looked for {full})")
+    try:
+        found = full.is_file()
+    except OSError as e:  # e.g. a name too long for the file system
+        raise DataError(
+            f"cannot look up the image file in column {column!r}: {clip(str(value), 200)!r} ({e.strerror})"
+        ) from None
+    if not found:
+        raise DataError(
+            f"image file not found in column {column!r}: {clip(str(value), 200)!r} (looked for {clip(str(full), 300)})"
+        )
     return str(full)
 
 

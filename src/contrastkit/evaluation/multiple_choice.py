@@ -8,7 +8,6 @@ original files (:func:`load_multiple_choice`, PIQA's layout; see
 
 from __future__ import annotations
 
-import json
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -20,6 +19,7 @@ import torch.nn.functional as F
 
 from contrastkit.data.beir import BeirDataset, load_beir
 from contrastkit.data.errors import DataError
+from contrastkit.data.formats import parse_json, text_lines
 from contrastkit.data.readers import json_records
 from contrastkit.evaluation.rarb_instructions import with_instruction
 
@@ -125,8 +125,8 @@ def load_multiple_choice(
 def _meta(folder: Path) -> dict:
     """``meta.json`` of a data folder ({} when absent or not a JSON object)."""
     try:
-        meta = json.loads((folder / "meta.json").read_text(encoding="utf-8"))
-    except (OSError, ValueError):
+        meta = parse_json((folder / "meta.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError):  # DataError and UnicodeDecodeError are ValueErrors
         return {}
     return meta if isinstance(meta, dict) else {}
 
@@ -136,15 +136,23 @@ def _original_files(folder: Path) -> tuple[Path, Path] | None:
     listed = _meta(folder).get("original_files")
     names = [n for n in listed if isinstance(n, str)] if isinstance(listed, list) else []
     paths = [folder / n for n in names] or sorted((folder / "original").glob("*"))
-    questions = [p for p in paths if p.suffix == ".jsonl" and p.is_file()]
-    labels = [p for p in paths if p.suffix == ".lst" and p.is_file()]
+    questions = [p for p in paths if p.suffix == ".jsonl" and _is_file(p)]
+    labels = [p for p in paths if p.suffix == ".lst" and _is_file(p)]
     return (questions[0], labels[0]) if len(questions) == 1 and len(labels) == 1 else None
+
+
+def _is_file(path: Path) -> bool:
+    """Whether ``path`` is a file; a name the file system refuses (too long) is not a DataError but a miss."""
+    try:
+        return path.is_file()
+    except OSError:
+        return False
 
 
 def _read_piqa(folder: Path, questions: Path, labels_path: Path, data: BeirDataset) -> list[MultipleChoiceItem]:
     """PIQA's original files, aligned line by line with queries.jsonl and checked against the qrels."""
     query_rows = [(r.get("_id"), r.get("text")) for _, r in json_records(folder / "queries.jsonl")]
-    labels = [line.strip() for line in labels_path.read_text(encoding="utf-8").splitlines() if line.strip()]
+    labels = [line.strip() for _, line in text_lines(labels_path) if line.strip()]
     items, i = [], -1
     for i, (number, record) in enumerate(json_records(questions)):
         if i >= min(len(query_rows), len(labels)):
