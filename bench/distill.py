@@ -61,7 +61,7 @@ def prepare_dev(args: argparse.Namespace, work: Path) -> dict[str, Any]:
 
     data = load_data(DATA / "scifact", split="train")
     encoder = CachedEncoder(load_encoder("all-MiniLM-L6-v2", max_length=256), EmbeddingCache(args.cache))
-    teacher, identity = load_teacher(args.teacher)
+    teacher, identity = load_teacher(args.teacher, max_length=args.teacher_max_length)
     cache = ScoreCache(args.teacher_cache, identity)
     filters = FilterConfig(range_min=0, range_max=args.depth, absolute_margin=args.margin, relative_margin=None)
     config = MiningConfig(method="dense", num_negatives=args.num_negatives, filters=filters, depth=args.depth)
@@ -139,6 +139,7 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--cache", type=Path, default=ROOT / "runs" / "quality" / "cache" / "base")
     p.add_argument("--teacher", type=Path, default=TEACHER)
     p.add_argument("--teacher-cache", type=Path, default=ROOT / "runs" / "recipes" / "data" / "teacher_cache")
+    p.add_argument("--teacher-max-length", type=int, default=128, help="the reranker's training length")
     p.add_argument("--depth", type=int, default=30)
     p.add_argument("--margin", type=float, default=1.0)
     p.add_argument("--num-negatives", type=int, default=3)

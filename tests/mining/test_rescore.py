@@ -122,6 +122,15 @@ def test_cli_rescore_writes_scores_training_can_read(
     monkeypatch.setattr(CrossEncoderModel, "score", refuse)
     assert main(args) == 0  # every pair is cached: the teacher is not asked again
     assert out.read_text() == first
+    monkeypatch.undo()
+    monkeypatch.setitem(COMMANDS, "mine", ("mine hard negatives", "contrastkit.cli.mine"))
+    monkeypatch.setattr(mine_cli, "_encoder", lambda model: BagEncoder())
+    short = tmp_path / "short.jsonl"
+    assert main([*args[:-1], str(short), "--teacher-max-length", "8"]) == 0  # another length: scored again
+    ex = load_examples(short)[0]
+    want = CrossEncoderModel.from_folder(cross_folder, max_length=8).score([(ex.anchor, ex.positives[0])])
+    assert ex.positive_scores[0] == pytest.approx(float(want[0]), abs=1e-5)
+    assert len(list(cache.glob("teacher-*.safetensors"))) == 2
 
 
 def test_cli_rescore_with_a_missing_folder_exits_2(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

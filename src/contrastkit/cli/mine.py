@@ -90,6 +90,11 @@ def add_parser(commands: argparse._SubParsersAction) -> None:
         "negative_scores for distillation (default: none)",
     )  # fmt: skip
     p.add_argument(
+        "--teacher-max-length", type=int, default=None,
+        help="truncate each (query, document) pair the teacher reads to N tokens, as it was trained (default: the "
+        "teacher's own limit)",
+    )  # fmt: skip
+    p.add_argument(
         "--teacher-cache", metavar="DIR",
         help="keep the teacher's scores in DIR (keyed by teacher identity and texts) so a rerun scores only new "
         "pairs (default: none)",
@@ -151,7 +156,7 @@ def run(args: argparse.Namespace) -> int:
     try:
         data = load_data(args.data, split=args.split)
         encoder = _encoder(args.model) if args.method != "bm25" else None
-        rescorer, cache = _rescorer(args.rescore, args.teacher_cache, args.batch_size) if args.rescore else (None, None)
+        rescorer, cache = _rescorer(args, args.rescore) if args.rescore else (None, None)
         with warnings.catch_warnings():  # printed below, louder, after the summary
             warnings.simplefilter("ignore", FalseNegativeWarning)
             result = mine(data, config, encoder=encoder, rescorer=rescorer)
@@ -178,19 +183,19 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
-def _rescorer(folder: str, cache_dir: str | None, batch_size: int):  # type: ignore[no-untyped-def]
+def _rescorer(args: argparse.Namespace, folder: str):  # type: ignore[no-untyped-def]
     """(pairs -> scores of the teacher in ``folder``, its score cache or None); FileNotFoundError for a bad folder."""
     from contrastkit.data.teacher import ScoreCache, load_teacher
     from contrastkit.encoders import ModelFolderError
 
     try:
-        teacher, identity = load_teacher(folder)
+        teacher, identity = load_teacher(folder, max_length=args.teacher_max_length)
     except ModelFolderError as err:
         raise FileNotFoundError(f"--rescore: {err}") from None
-    if cache_dir is None:
-        return (lambda pairs: teacher.score(pairs, batch_size=batch_size)), None
-    cache = ScoreCache(cache_dir, identity)
-    return (lambda pairs: cache.score(teacher, pairs, batch_size, save=False)), cache
+    if args.teacher_cache is None:
+        return (lambda pairs: teacher.score(pairs, batch_size=args.batch_size)), None
+    cache = ScoreCache(args.teacher_cache, identity)
+    return (lambda pairs: cache.score(teacher, pairs, args.batch_size, save=False)), cache
 
 
 def _check_outputs(out: Path) -> None:

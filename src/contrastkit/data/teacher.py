@@ -91,7 +91,8 @@ def teacher_identity(folder: str | Path) -> str:
 
 
 def load_teacher(path: str | Path, *, max_length: int | None = None) -> tuple[PairScorer, str]:
-    """The teacher in ``path`` and its identity (:func:`teacher_identity`).
+    """The teacher in ``path`` and its identity (:func:`teacher_identity`; with ``max_length``, which truncates
+    every pair the teacher reads, the length is part of it: other lengths give other scores).
 
     A sequence-classification folder (or a saved decoder reranker) is a
     cross-encoder; any other model folder is a bi-encoder (cosine). Raises
@@ -103,7 +104,7 @@ def load_teacher(path: str | Path, *, max_length: int | None = None) -> tuple[Pa
     from contrastkit.encoders.io import ModelFolderError
 
     folder = resolve_model_path(path)
-    identity = teacher_identity(folder)
+    identity = teacher_identity(folder) + ("" if max_length is None else f"-len{max_length}")
     try:
         return CrossEncoderModel.from_folder(folder, max_length=max_length), identity
     except ModelFolderError:  # not a cross-encoder: a bi-encoder
