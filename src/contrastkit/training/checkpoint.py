@@ -46,7 +46,7 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from safetensors.torch import load_model, save_file, save_model
+from safetensors.torch import load_file, load_model, save_file, save_model
 from torch import Tensor, nn
 
 from contrastkit.training import faults
@@ -143,11 +143,12 @@ def save_checkpoint(
         shutil.rmtree(tmp, ignore_errors=True)
         latest = latest_checkpoint(output_dir)
         kept = f"the last complete checkpoint is {latest}" if latest else "no earlier checkpoint exists"
-        raise CheckpointWriteError(
-            err.errno,
+        error = CheckpointWriteError(
             f"cannot write checkpoint {final.name} in {root}: {err.strerror or err} "
-            f"({err.filename or tmp}); the partial write was removed, {kept}",
-        ) from err
+            f"({err.filename or tmp}); the partial write was removed, {kept}"
+        )
+        error.errno = err.errno
+        raise error from err
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
@@ -268,18 +269,17 @@ def verify_checkpoint(path: str | Path) -> bool:
 
     Raises :class:`CorruptCheckpointError` naming the first file that is
     missing, not a regular file, of another size or of another SHA-256. A
-    checkpoint without a manifest (written by contrastkit before 0.x
-    manifests) cannot be verified: the caller treats a failure to load it
-    as damage instead.
+    checkpoint without a manifest (written before contrastkit wrote
+    manifests) cannot be checksummed: it passes when its files load
+    (``state.pt``, ``optimizer.pt``, every ``*.safetensors``), which catches
+    truncated and empty files but not altered bytes.
     """
     path = Path(path)
     manifest_file = path / MANIFEST
     if not path.is_dir():
         raise CorruptCheckpointError(path, "not a folder")
     if not manifest_file.exists():
-        for name in REQUIRED:
-            if not (path / name).is_file():
-                raise CorruptCheckpointError(path, f"{name} is missing or not a file")
+        _check_loads(path)
         return False
     try:
         files = json.loads(manifest_file.read_text(encoding="utf-8"))["files"]
@@ -300,29 +300,44 @@ def verify_checkpoint(path: str | Path) -> bool:
     return True
 
 
-def newest_intact_checkpoint(output_dir: str | Path) -> tuple[Path | None, list[str]]:
-    """The newest checkpoint that passes :func:`verify_checkpoint` (None when there is none at all), and one
-    warning per newer checkpoint skipped as damaged.
+def _check_loads(path: Path) -> None:
+    """A manifest-less checkpoint's check: every file it must have is a file that loads."""
+    for name in REQUIRED:
+        if not (path / name).is_file():
+            raise CorruptCheckpointError(path, f"{name} is missing or not a file")
+    files = [path / name for name in REQUIRED] + sorted(path.glob("*.safetensors"))
+    for file in files:
+        try:
+            if file.suffix == ".pt":
+                torch.load(file, map_location="cpu", weights_only=True)
+            else:
+                load_file(str(file))
+        except Exception as err:  # any failure to read is damage here (pickle, zip, safetensors, OS errors)
+            raise CorruptCheckpointError(path, f"{file.name} does not load ({type(err).__name__}: {err})") from None
+
+
+def newest_intact_checkpoint(output_dir: str | Path) -> tuple[Path | None, list[str], bool]:
+    """The newest checkpoint that passes :func:`verify_checkpoint` (None when there is none at all), one
+    message per newer checkpoint skipped as damaged, and whether the one returned was checksummed (False for a
+    checkpoint without a manifest).
 
     Raises :class:`CorruptCheckpointError` (on the newest) listing every
     checkpoint's problem when checkpoints exist but none is intact.
     """
-    skipped: list[str] = []
+    damaged: list[str] = []
     found = list_checkpoints(output_dir)
     for _, path in reversed(found):
         try:
-            verified = verify_checkpoint(path)
+            checksummed = verify_checkpoint(path)
         except CorruptCheckpointError as err:
-            skipped.append(str(err))
+            damaged.append(str(err))
             continue
-        if not verified:
-            skipped.append(f"note: checkpoint {path} has no {MANIFEST} (an older contrastkit): its files cannot be "
-                           "checksummed, only loaded")  # fmt: skip
-        return path, skipped
+        return path, damaged, checksummed
     if found:
-        raise CorruptCheckpointError(found[-1][1], "no intact checkpoint in " + f"{checkpoint_dir(output_dir)}: "
-                                     + "; ".join(skipped))  # fmt: skip
-    return None, []
+        raise CorruptCheckpointError(
+            found[-1][1], f"no intact checkpoint in {checkpoint_dir(output_dir)}: " + "; ".join(damaged)
+        )
+    return None, [], True
 
 
 def load_checkpoint(

@@ -61,6 +61,7 @@ from contrastkit.training import faults
 from contrastkit.training.build import build_encoder, count_steps, view_examples
 from contrastkit.training.callbacks import Callback, CallbackContext, StopTraining, run_evaluation
 from contrastkit.training.checkpoint import (
+    MANIFEST,
     CorruptCheckpointError,
     latest_checkpoint,
     list_checkpoints,
@@ -246,13 +247,17 @@ class Trainer:
                 "set train.resume=true to continue it, or choose another output_dir",
             )
         try:
-            path, skipped = newest_intact_checkpoint(self.output_dir)
+            path, damaged, checksummed = newest_intact_checkpoint(self.output_dir)
         except CorruptCheckpointError as err:
             raise ConfigError("train.resume", f"cannot resume: {err.reason}") from None
-        for problem in skipped:
-            self._notes.append(problem if problem.startswith("note:") else f"warning: {problem}; skipped")
-        if path is not None and skipped and not skipped[-1].startswith("note:"):
+        self._notes += [f"warning: {problem}; skipped" for problem in damaged]
+        if path is not None and damaged:
             self._notes.append(f"warning: resuming from {path.name}, the newest intact checkpoint")
+        if path is not None and not checksummed:
+            self._notes.append(
+                f"note: checkpoint {path} has no {MANIFEST} (an older contrastkit): its files were checked by "
+                "loading them, they cannot be checksummed"
+            )
         return path
 
     # ------------------------------------------------------------------ steps
