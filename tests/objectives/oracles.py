@@ -79,15 +79,17 @@ def logits(S: Matrix, scale: float = 1.0, bias: float = 0.0, B: Matrix | None = 
 
 
 # ---------------------------------------------------------------- R1-R5
-def r1_rows(L: Matrix, W: Matrix, M: Mask, *, normalize: bool = True, per_positive: bool = False) -> Rows:
-    """R1: ``-sum_{p in P} Wn[p] (L_p - LSE_M(L))``.
+def r1_rows(
+    L: Matrix, W: Matrix, M: Mask, *, normalize: bool = True, per_positive: bool = False, require_negative: bool = True
+) -> Rows:
+    """R1: ``-sum_{p in P} Wn[p] (L_p - LSE_M(L))``; dropped without a positive or (``require_negative``) a negative.
 
     ``Wn = W / sum_P W`` when ``normalize``; divided by ``|P|`` when ``per_positive``.
     """
     out: Rows = []
     for Li, Wi, Mi in zip(L, W, M):
-        P = positives(Wi, Mi)
-        if not P:
+        P, N = positives(Wi, Mi), negatives(Wi, Mi)
+        if not P or (require_negative and not N):
             out.append(None)
             continue
         denom = lse([Li[c] for c in range(len(Li)) if Mi[c]])
@@ -101,11 +103,11 @@ def r1_rows(L: Matrix, W: Matrix, M: Mask, *, normalize: bool = True, per_positi
 
 
 def r2_rows(L: Matrix, W: Matrix, M: Mask) -> Rows:
-    """R2: ``LSE_M(L) - LSE_P(L)`` (``-log`` of the softmax mass of the positive set)."""
+    """R2: ``LSE_M(L) - LSE_P(L)`` (``-log`` of the softmax mass of the positive set); dropped without P or N."""
     out: Rows = []
     for Li, Wi, Mi in zip(L, W, M):
-        P = positives(Wi, Mi)
-        if not P:
+        P, N = positives(Wi, Mi), negatives(Wi, Mi)
+        if not P or not N:
             out.append(None)
             continue
         out.append(lse([Li[c] for c in range(len(Li)) if Mi[c]]) - lse([Li[p] for p in P]))

@@ -148,12 +148,12 @@ def test_infonce_equals_cross_entropy_when_unmasked_one_hot() -> None:
     torch.testing.assert_close(obj(S, Targets(pos=F.one_hot(t, 11).to(torch.float64))), expected)
 
 
-def test_infonce_drops_rows_without_positive() -> None:
-    S, W, M = random_problem(random.Random(11), 6, 6)
+def test_infonce_drops_rows_without_positive_or_negative() -> None:
+    S, W, M = random_problem(random.Random(11), 6, 6)  # row 0: no positive; row 1: every valid column positive
     rows = r1_rows(S, W, M)
-    assert rows[0] is None and sum(r is not None for r in rows) == 5
+    assert rows[0] is None and rows[1] is None and sum(r is not None for r in rows) == 4
     loss = get("infonce")(_t(S), Targets(pos=_t(W), valid=_t(M, torch.bool)))
-    assert loss.item() == pytest.approx(sum(r for r in rows if r is not None) / 5, rel=1e-12)
+    assert loss.item() == pytest.approx(sum(r for r in rows if r is not None) / 4, rel=1e-12)
 
 
 @pytest.mark.parametrize("name", [*MATRIX_NAMES, "jointlh", "summarglh", "lsepair", "rand1lh"])

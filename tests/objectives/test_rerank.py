@@ -55,7 +55,7 @@ def url_grad(yes, no, W, M, weight, direction):
     for i in range(A):
         cols = [c for c in range(C) if M[i][c]]
         P = positives(W[i], M[i])
-        keep = bool(P) if weight == "cl" else bool(cols)
+        keep = (bool(P) and len(P) < len(cols)) if weight == "cl" else bool(cols)  # InfoNCE: a positive and a negative
         kept.append(keep)
         if not keep:
             continue

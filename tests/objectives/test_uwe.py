@@ -16,13 +16,13 @@ def _lse(values):
 
 
 def oracle_direction(S, adj, tau, mode):
-    """Mean over rows with an edge; S, adj nested lists (A x C)."""
+    """Mean over rows with an edge and a non-edge (a negative); S, adj nested lists (A x C)."""
     rows = []
     for i in range(len(S)):
         P = [c for c in range(len(S[i])) if adj[i][c]]
-        if not P:
-            continue
         N = [c for c in range(len(S[i])) if not adj[i][c]]
+        if not P or not N:
+            continue
         L = [v / tau for v in S[i]]
         if mode == "supcon":
             lse = _lse(L)

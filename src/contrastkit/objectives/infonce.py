@@ -76,7 +76,8 @@ class InfoNCE(MatrixObjective):
         reducer="R1 (row-normalised W)",
         section="1.1",
         default_temperature=1.0,
-        notes="No temperature in the source: default tau = 1.0; pass temperature=0.05 for the usual setting.",
+        notes="No temperature in the source: default tau = 1.0; pass temperature=0.05 for the usual setting. "
+        "Rows with no positive or no valid negative are dropped (not counted in the mean).",
     )
 
     @property
@@ -108,6 +109,8 @@ class CLIP(MatrixObjective):
         reducer="R1 both directions, averaged",
         section="1.5",
         default_temperature=0.07,
+        notes="A learnable temperature is capped at 1/tau = 100 (max_scale) with a live gradient and clamped "
+        "after each optimizer step, as open_clip does; a fixed temperature is used exactly as given.",
     )
     symmetric = True
 

@@ -1,8 +1,11 @@
 """Row reducers R1-R5 of ``objectives.md`` section 0.2, in two equivalent forms.
 
 Each reducer maps logits ``L`` (A x C), positive weights ``W`` and validity
-``M`` to one loss per row plus a ``keep`` flag (rows with no positive, or no
-negative where one is needed, are dropped, never NaN):
+``M`` to one loss per row plus a ``keep`` flag. A row with no positive or no
+valid negative is dropped, never NaN and never counted in the mean
+(``objectives.md`` 0.4); R5 (pointwise) keeps every row, and R1 with soft
+targets can keep rows whose every column carries weight
+(``require_negative=False``):
 
 * ``rows(L, W, M)``: the dense form, a direct transcription of the formula.
 * ``needs`` and ``from_stats(stats)``: the streamed form. The row loss is a
@@ -116,11 +119,18 @@ class WeightedCE(RowReducer):
     targets); ``normalize=False`` uses ``W`` itself (JointLH: each positive is
     its own target). ``per_positive=True`` then divides by ``|P(i)|`` (the
     JointLH ``normalize_loss_by_positive`` flag).
+
+    A row is kept when it has a positive and a valid negative. With a single
+    positive and no negative its loss is 0 whatever the logits, so keeping it
+    would only shrink the mean. ``require_negative=False`` keeps every row
+    with a positive: for soft targets, where every column may carry weight
+    and the loss is a cross-entropy against that distribution.
     """
 
     normalize: bool = True
     per_positive: bool = False
-    needs: ClassVar[frozenset[Stat]] = frozenset({Stat.LSE_ALL, Stat.WL, Stat.WSUM, Stat.NPOS})
+    require_negative: bool = True
+    needs: ClassVar[frozenset[Stat]] = frozenset({Stat.LSE_ALL, Stat.WL, Stat.WSUM, Stat.NPOS, Stat.NNEG})
 
     def rows(self, L: Tensor, W: Tensor, M: Tensor) -> RowLoss:
         lse = masked_lse(L, M)
@@ -128,12 +138,18 @@ class WeightedCE(RowReducer):
         logp = torch.where(pos, L - lse[:, None], torch.zeros_like(L))
         nll = -(W * logp).sum(-1)
         wsum, npos = W.sum(-1), pos.sum(-1)
-        return RowLoss(self._scale(nll, wsum, npos), npos > 0)
+        keep = self._keep(npos, (M & ~pos).sum(-1))
+        return RowLoss(torch.where(keep, self._scale(nll, wsum, npos), torch.zeros_like(nll)), keep)
 
     def from_stats(self, stats: Stats) -> RowLoss:
-        lse = torch.where(stats[Stat.NPOS] > 0, stats[Stat.LSE_ALL], torch.zeros_like(stats[Stat.LSE_ALL]))
+        keep = self._keep(stats[Stat.NPOS], stats[Stat.NNEG])
+        lse = torch.where(keep, stats[Stat.LSE_ALL], torch.zeros_like(stats[Stat.LSE_ALL]))
         nll = stats[Stat.WSUM] * lse - stats[Stat.WL]
-        return RowLoss(self._scale(nll, stats[Stat.WSUM], stats[Stat.NPOS]), stats[Stat.NPOS] > 0)
+        loss = self._scale(nll, stats[Stat.WSUM], stats[Stat.NPOS])
+        return RowLoss(torch.where(keep, loss, torch.zeros_like(loss)), keep)
+
+    def _keep(self, npos: Tensor, nneg: Tensor) -> Tensor:
+        return (npos > 0) & (nneg > 0) if self.require_negative else npos > 0
 
     def _scale(self, nll: Tensor, wsum: Tensor, npos: Tensor) -> Tensor:
         if self.normalize:
@@ -145,18 +161,21 @@ class WeightedCE(RowReducer):
 
 @dataclass(frozen=True)
 class PositiveMarginal(RowReducer):
-    """R2: ``l_i = LSE_M(L_i) - LSE_P(L_i)`` (SumMargLH: the likelihood of the positive set)."""
+    """R2: ``l_i = LSE_M(L_i) - LSE_P(L_i)`` (SumMargLH: the likelihood of the positive set).
 
-    needs: ClassVar[frozenset[Stat]] = frozenset({Stat.LSE_ALL, Stat.LSE_POS, Stat.NPOS})
+    A row is kept when it has a positive and a valid negative (without one its loss is 0).
+    """
+
+    needs: ClassVar[frozenset[Stat]] = frozenset({Stat.LSE_ALL, Stat.LSE_POS, Stat.NPOS, Stat.NNEG})
 
     def rows(self, L: Tensor, W: Tensor, M: Tensor) -> RowLoss:
         pos = W > 0
-        keep = pos.any(-1)
+        keep = pos.any(-1) & (M & ~pos).any(-1)
         loss = masked_lse(L, M) - masked_lse(L, pos)
         return RowLoss(torch.where(keep, loss, torch.zeros_like(loss)), keep)
 
     def from_stats(self, stats: Stats) -> RowLoss:
-        keep = stats[Stat.NPOS] > 0
+        keep = (stats[Stat.NPOS] > 0) & (stats[Stat.NNEG] > 0)
         loss = stats[Stat.LSE_ALL] - stats[Stat.LSE_POS]
         return RowLoss(torch.where(keep, loss, torch.zeros_like(loss)), keep)
 

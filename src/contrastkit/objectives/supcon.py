@@ -31,6 +31,7 @@ from contrastkit.objectives.targets import Targets
 from contrastkit.objectives.temperature import Temperature, as_temperature
 
 _R1 = WeightedCE()
+_SOFT_R1 = WeightedCE(require_negative=False)  # soft targets: every column may carry weight, no row is degenerate
 
 
 def _check_views(name: str, views: Tensor, count: int | None = None) -> None:
@@ -224,5 +225,5 @@ class SoftCon(Objective):
         elif self.pair_loss is SoftPairLoss.MSE:
             soft = (S - w).pow(2).mean()
         else:
-            soft = reduce_rows(_R1.rows(L, w, every))
+            soft = reduce_rows(_SOFT_R1.rows(L, w, every))
         return hard + self.soft_weight * soft

@@ -69,18 +69,18 @@ class PerPositiveCE(RowReducer):
 
     Each positive is an InfoNCE target with the row's other positives masked
     out; ``-L_ip + LSE_{N + p} = softplus(LSE_N - L_ip)``. Rows with a positive
-    are kept (a row without negatives gives 0, as a one-positive InfoNCE with no negative does). Not streamable:
+    and a valid negative are kept (without a negative every term is 0). Not streamable:
     the per-positive terms need ``LSE_N`` before they can be summed.
     """
 
     def rows(self, L: Tensor, W: Tensor, M: Tensor) -> RowLoss:
         pos = W > 0
-        keep = pos.any(-1)
+        keep = pos.any(-1) & (M & ~pos).any(-1)
         lse_neg = masked_lse(L, M & ~pos)
         per = F.softplus(torch.where(pos, lse_neg[:, None] - L, torch.full_like(L, float("-inf"))))
         wn = W / torch.where(keep, W.sum(-1), torch.ones_like(W[:, 0]))[:, None]
         loss = (wn * torch.where(pos, per, torch.zeros_like(per))).sum(-1)
-        return RowLoss(loss, keep)
+        return RowLoss(torch.where(keep, loss, torch.zeros_like(loss)), keep)
 
     @property
     def streamable(self) -> bool:
