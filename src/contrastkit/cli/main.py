@@ -36,6 +36,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
         "embedding diagnostics: isotropy, alignment/uniformity, effective rank, hubness, per-layer measures",
         "contrastkit.cli.analyze",
     ),
+    "export": ("export a saved model to ONNX (and int8) for sentence-transformers' backend", "contrastkit.cli.export"),
 }
 
 # Commands whose encodes report progress on stderr (training reports through its own progress line).
