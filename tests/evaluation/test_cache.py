@@ -9,7 +9,6 @@ from task_helpers import VectorEncoder
 from contrastkit.evaluation.cache import (
     CachedEncoder,
     EmbeddingCache,
-    default_cache,
     encode_cached,
     model_fingerprint,
     text_key,
@@ -151,16 +150,39 @@ def test_cached_encoder_wraps_any_encode_user() -> None:
     assert CachedEncoder(wrapped).cache is cache  # re-wrapping keeps the cache
 
 
-def test_encode_cached_uses_the_process_cache_and_handles_empty_input() -> None:
-    default_cache().clear()
+def test_encode_cached_keeps_nothing_without_a_cache_and_handles_empty_input() -> None:
+    """Caching is opt-in: without a cache each call encodes (duplicates inside a call once), with one never twice."""
     enc = _encoder()
+    assert torch.equal(encode_cached(enc, ["a", "b", "a"]), _expected(["a", "b", "a"]))
     encode_cached(enc, ["a"])
-    encode_cached(enc, ["a"])
-    assert enc.encode_calls == [["a"]]
-    assert default_cache().encode(enc, []).shape == (0, 2)
+    assert enc.encode_calls == [["a", "b"], ["a"]]
+    cache = EmbeddingCache()
+    encode_cached(enc, ["c"], cache=cache)
+    encode_cached(enc, ["c"], cache=cache)
+    assert enc.encode_calls[2:] == [["c"]]
+    assert cache.encode(enc, []).shape == (0, 2)
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         assert torch.equal(encode_cached(CachedEncoder(enc, EmbeddingCache()), ["b"]), _expected(["b"]))
+
+
+def test_a_loaded_model_is_named_by_its_folder_until_it_changes(tmp_path) -> None:
+    """The fingerprint of an unchanged loaded model reads its folder's files (once), never its weights; an edit
+    after loading, or a changed file, gives another identity."""
+    from contrastkit.encoders import load_encoder
+    from contrastkit.encoders.identity import source_identity
+    from tiny_models import tiny_bert_folder
+
+    folder = tiny_bert_folder(tmp_path / "m", ["alpha", "beta"])
+    one, two = load_encoder(folder), load_encoder(folder)
+    assert source_identity(one) is not None and source_identity(one) == source_identity(two)
+    key = model_fingerprint(one)
+    assert model_fingerprint(two) == key
+    with torch.no_grad():
+        next(two.parameters()).mul_(2.0)
+    assert source_identity(two) is None and model_fingerprint(two) != key  # edited after loading: hash the tensors
+    (folder / "config.json").write_text((folder / "config.json").read_text() + " ")
+    assert model_fingerprint(load_encoder(folder)) != key  # the folder changed
 
 
 def test_wrong_row_count_from_an_encoder_is_an_error() -> None:

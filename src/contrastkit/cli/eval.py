@@ -121,7 +121,7 @@ def run(args: argparse.Namespace) -> int:
         prompt_name=args.prompt,
         query_prompt_name=args.query_prompt,
         doc_prompt_name=args.doc_prompt,
-        cache=EmbeddingCache(args.cache_dir) if args.cache_dir else None,
+        cache=EmbeddingCache(args.cache_dir),  # this invocation's cache, on disk with --cache-dir
         params=params,
     )
     result = run_task(spec.name, encoder, args.data, split=split, options=options, loaded=loaded)

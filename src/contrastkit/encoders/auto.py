@@ -33,6 +33,7 @@ from contrastkit.encoders.base import Encoder
 from contrastkit.encoders.decoder import DecoderEncoder
 from contrastkit.encoders.dual import DUAL_FILE, DualEncoder, is_dual_folder
 from contrastkit.encoders.heads import DenseLayer, ProjectionHead
+from contrastkit.encoders.identity import records_source
 from contrastkit.encoders.io import (
     DECODER_FILE,
     ModelFolderError,
@@ -106,6 +107,7 @@ def _parse_stack(folder: STFolder) -> _Stack:
     return stack
 
 
+@records_source(resolve_model_path)
 def load_encoder(
     model: str | Path,
     *,

@@ -6,7 +6,7 @@ retrieval, compositionality; :mod:`~contrastkit.evaluation.image` and siblings),
 ``contrastkit eval MODEL --task TYPE --data PATH`` runs one task; :func:`run_task` is the same from Python.
 """
 
-from contrastkit.evaluation.cache import CachedEncoder, EmbeddingCache, default_cache, encode_cached, model_fingerprint
+from contrastkit.evaluation.cache import CachedEncoder, EmbeddingCache, encode_cached, model_fingerprint
 from contrastkit.evaluation.classification import ClassificationResult, evaluate_classification
 from contrastkit.evaluation.clustering import ClusteringResult, evaluate_clustering, v_measure
 from contrastkit.evaluation.datafiles import read_labelled, read_pairs
@@ -115,7 +115,6 @@ __all__ = [
     "cluster_embeddings",
     "compositionality_metrics",
     "compositionality_scores",
-    "default_cache",
     "encode_cached",
     "encode_items",
     "evaluate_any2any",

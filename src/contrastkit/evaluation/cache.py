@@ -1,16 +1,21 @@
 """Embedding cache keyed by content: a text is encoded once per model and prompt, in a process or on disk.
 
-Every evaluation task encodes through :func:`encode_cached` (or a
-:class:`CachedEncoder`), so STS sentences that recur, a corpus scored by two
-tasks, or the same evaluation run twice cost one encoder call. An entry's key
-is the triple
+Caching is opt-in: a caller creates an :class:`EmbeddingCache` and passes it
+(``contrastkit eval`` makes one per invocation, on disk with ``--cache-dir``),
+and every evaluation task encodes through :func:`encode_cached` (or a
+:class:`CachedEncoder`) with it, so STS sentences that recur, a corpus scored
+by two tasks, or the same evaluation run twice cost one encoder call. Without a
+cache nothing is kept between calls (and no model identity is computed). An
+entry's key is the triple
 
 * **model identity**: :func:`model_fingerprint`, a SHA-256 over the encoder's
   class, its simple settings (normalisation, pooling, max length, template,
-  ...), its tokenizer's class and size, and the bytes of every parameter and
-  buffer; so a fine-tuned model never reads the embeddings of its base, and the
-  same weights loaded twice share entries. Recomputing it costs one pass over
-  the weights (0.15 s for MiniLM); it is memoised per encoder object until a
+  ...), its tokenizer's class and size, and its weights: the content of the
+  folder it was loaded from while its tensors are unchanged since
+  (:mod:`contrastkit.encoders.identity`, one read of the files per process),
+  else the bytes of every parameter and buffer (0.15 s for MiniLM). So a
+  fine-tuned model never reads the embeddings of its base, and the same folder
+  loaded twice shares entries. The key is memoised per encoder object until a
   parameter changes in place (torch's version counters, which optimizers and
   ``load_state_dict`` bump);
 * **prompt**: the resolved prompt text (``prompt_name`` looked up in
@@ -57,6 +62,8 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
+from contrastkit.encoders.identity import source_identity, tensor_versions
+
 
 @dataclass
 class CacheStats:
@@ -99,7 +106,7 @@ class EmbeddingCache:
         """The model-identity part of the key (memoised :func:`model_fingerprint`)."""
         if not isinstance(encoder, nn.Module):
             return f"local-{type(encoder).__qualname__}-{id(encoder):x}"
-        versions = tuple(v for t in encoder.state_dict(keep_vars=True).values() for v in (t.data_ptr(), t._version))
+        versions = tensor_versions(encoder)
         memo = self._fingerprints.get(encoder)
         if memo is not None and memo[0] == versions:
             return memo[1]
@@ -197,6 +204,9 @@ class EmbeddingCache:
         os.replace(tmp, final)
 
 
+_UNCACHED = "local-uncached"
+
+
 def text_key(prompt: str | None, text: str) -> str:
     """SHA-256 (hex) of a prompt and a text; unambiguous whatever characters they hold."""
     payload = json.dumps([prompt or "", text], ensure_ascii=False)
@@ -204,10 +214,20 @@ def text_key(prompt: str | None, text: str) -> str:
 
 
 def model_fingerprint(encoder: nn.Module) -> str:
-    """SHA-256 (hex) of an encoder's class, settings, tokenizer and every parameter/buffer's bytes."""
+    """SHA-256 (hex) of an encoder's class, settings, tokenizer and weights.
+
+    The weights are named by the folder the encoder was loaded from while it is
+    unchanged since (:func:`~contrastkit.encoders.identity.source_identity`: the
+    folder's files, hashed once per process); otherwise by every parameter's and
+    buffer's bytes (copied to the CPU).
+    """
     h = hashlib.sha256()
     h.update(f"{type(encoder).__module__}.{type(encoder).__qualname__}".encode())
     h.update(json.dumps(_settings(encoder), sort_keys=True, default=str).encode())
+    source = source_identity(encoder)
+    if source is not None:
+        h.update(f"folder:{source}".encode())
+        return h.hexdigest()
     for name, tensor in encoder.state_dict().items():
         t = tensor.detach().cpu().contiguous()
         h.update(f"{name}:{t.dtype}:{tuple(t.shape)}".encode())
@@ -245,14 +265,6 @@ def _dim(encoder: Any) -> int:
     return int(dim) if dim is not None else 0
 
 
-_PROCESS_CACHE = EmbeddingCache()
-
-
-def default_cache() -> EmbeddingCache:
-    """The process-wide in-memory cache that tasks use when none is given."""
-    return _PROCESS_CACHE
-
-
 def encode_cached(
     encoder: Any,
     texts: Sequence[str],
@@ -262,13 +274,17 @@ def encode_cached(
     prompt_name: str | None = None,
     cache: EmbeddingCache | None = None,
 ) -> Tensor:
-    """``encoder.encode(texts, ...)`` through ``cache`` (default: :func:`default_cache`).
+    """``encoder.encode(texts, ...)`` through ``cache``; without one, each distinct text is encoded once, kept nowhere.
 
     A :class:`CachedEncoder` passed as ``encoder`` uses its own cache and model key.
+    Either way the result is float32 on the CPU and prompts are resolved alike.
     """
     if isinstance(encoder, CachedEncoder):
         return encoder.encode(texts, batch_size=batch_size, prompt=prompt, prompt_name=prompt_name)
-    cache = default_cache() if cache is None else cache
+    if cache is None:  # a throwaway cache under a fixed key: no model fingerprint, nothing kept
+        return EmbeddingCache(max_models=1).encode(
+            encoder, texts, batch_size=batch_size, prompt=prompt, prompt_name=prompt_name, model_key=_UNCACHED
+        )
     return cache.encode(encoder, texts, batch_size=batch_size, prompt=prompt, prompt_name=prompt_name)
 
 
@@ -282,7 +298,7 @@ class CachedEncoder:
 
     Args:
         encoder: the wrapped encoder (``.encoder``).
-        cache: default :func:`default_cache`.
+        cache: the cache to use (default: a new in-memory one, this wrapper's own).
         model_key: fixed model identity instead of :func:`model_fingerprint`.
     """
 
@@ -292,7 +308,7 @@ class CachedEncoder:
             model_key = model_key or encoder.fixed_key
             encoder = encoder.encoder
         self.encoder = encoder
-        self.cache = default_cache() if cache is None else cache
+        self.cache = EmbeddingCache() if cache is None else cache
         self.fixed_key = model_key
 
     def encode(

@@ -153,8 +153,7 @@ def run_reasoning(
         k_values, batch_size: passed to :func:`evaluate_retrieval`.
         query_prompt_name, doc_prompt_name: the encoder's own prompts, if any
             (applied before the RAR-b instruction, as prefixes).
-        cache: embedding cache (default: the process-wide one,
-            :func:`~contrastkit.evaluation.cache.default_cache`; a
+        cache: embedding cache (default: a new in-memory one for this call; a
             :class:`~contrastkit.evaluation.cache.CachedEncoder` keeps its own).
 
     Returns:
