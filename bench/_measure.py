@@ -31,6 +31,9 @@ from pathlib import Path
 
 import torch
 
+# the public data pack beside the repository (../shared/data), or CONTRASTKIT_DATA
+DATA = Path(os.environ.get("CONTRASTKIT_DATA", Path(__file__).resolve().parents[2] / "shared" / "data"))
+
 _STATUS = Path("/proc/self/status")
 _CLEAR_REFS = Path("/proc/self/clear_refs")
 _PROC_STAT = Path("/proc/stat")

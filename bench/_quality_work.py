@@ -32,10 +32,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import torch
 
-from _measure import peak_rss_bytes
+from _measure import DATA, peak_rss_bytes
 
 ROOT = Path(__file__).resolve().parents[1]
-DATA = Path(os.environ.get("CONTRASTKIT_DATA", ROOT.parent / "shared" / "data"))
 
 # (label, task, folder, split, metric, task params)
 EVAL_SETS: tuple[tuple[str, str, str, str, str, dict[str, Any]], ...] = (

@@ -5,7 +5,7 @@ loaded twice from the same folder: ``contrastkit.encoders.load_encoder`` and
 ``sentence_transformers.SentenceTransformer`` (mean pooling, l2-normalised,
 ``max_seq_length`` 256, no prompts: how MTEB ran it).
 
-Rows (data from ``/work/shared/data``, or ``--data``):
+Rows (data from ``../shared/data``, or ``--data``):
 
 * STS-B test, STS12, STS13: Spearman x 100 of cosine similarity.
   contrastkit: :func:`contrastkit.evaluation.sts.evaluate_sts` (each distinct

@@ -15,7 +15,7 @@ range_min/range_max, relative margin, sampling, batch size, exact search):
 
 Usage::
 
-    .venv/bin/python bench/mining.py [--data /work/shared/data/scifact] [--limit-queries N] \
+    .venv/bin/python bench/mining.py [--data ../shared/data/scifact] [--limit-queries N] \
         [--out bench/results/mining.md]
 """
 
@@ -33,7 +33,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import torch
 
-from _measure import CpuShare, machine_info
+from _measure import DATA, CpuShare, machine_info
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -103,7 +103,7 @@ def judged(data, negatives, q_emb, d_emb) -> dict[str, float]:  # type: ignore[n
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--data", type=Path, default=Path("/work/shared/data/scifact"))
+    parser.add_argument("--data", type=Path, default=DATA / "scifact")
     parser.add_argument("--split", default="train")
     parser.add_argument("--num-negatives", type=int, default=5)
     parser.add_argument("--range-min", type=int, default=10)

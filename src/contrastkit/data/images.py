@@ -18,7 +18,7 @@ Offline datasets return ``(images uint8 (n, H, W), labels int64 (n,))``:
 * :func:`load_digits_images`: scikit-learn's bundled 8 x 8 digits (1797),
   values 0-16 scaled to 0-255;
 * :func:`load_mnist_idx`: the gzipped IDX files of MNIST (e.g.
-  ``/work/shared/data/mnist_test``: ``t10k-images-idx3-ubyte.gz`` and
+  ``../shared/data/mnist_test``: ``t10k-images-idx3-ubyte.gz`` and
   ``t10k-labels-idx1-ubyte.gz``), with magic / shape checks.
 
 Example::

@@ -1,6 +1,6 @@
 """What to analyze, read from a data file or folder: texts, pairs, gold scores, labels.
 
-:func:`load_inputs` accepts the layouts of ``/work/shared/data`` (and any
+:func:`load_inputs` accepts the layouts of ``../shared/data`` (and any
 file :func:`contrastkit.data.readers.load_examples` reads):
 
 | path | texts | pairs | scores | labels |

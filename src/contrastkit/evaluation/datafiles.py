@@ -1,7 +1,7 @@
 """Finding and reading the split files of evaluation folders (labelled texts, labelled pairs).
 
 An evaluation folder holds one file per split, ``<split>.tsv``, ``<split>.jsonl``
-or ``<split>.csv`` (the layout of ``/work/shared/data``). Files are read with
+or ``<split>.csv`` (the layout of the public data pack, ``../shared/data``). Files are read with
 :func:`contrastkit.data.readers.load_examples`, so every problem is a
 :class:`~contrastkit.data.errors.DataError` naming the file, the row and what is
 wrong, raised before anything is encoded or written. TSV files are split on

@@ -4,7 +4,7 @@ Nothing is downloaded. The image sets:
 
 * ``"digits"``: scikit-learn's bundled 8 x 8 digits (1,797 images), source
   named ``sklearn:digits`` in results;
-* an MNIST IDX folder such as ``/work/shared/data/mnist_test`` (the 10,000
+* an MNIST IDX folder such as ``../shared/data/mnist_test`` (the 10,000
   test images), named by its path.
 
 Each is split once into train and test halves, stratified by label and seeded
