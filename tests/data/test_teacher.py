@@ -88,6 +88,14 @@ def test_malformed_scores_are_located(tmp_path: Path, record: dict, message: str
         load_examples(path)
 
 
+def test_scores_for_one_list_but_not_the_other_are_an_error(tmp_path: Path) -> None:
+    path = _jsonl(tmp_path / "d.jsonl", [{"anchor": "q", "positive": "p", "negative": ["n"], "positive_scores": [1]}])
+    with pytest.raises(DataError, match=r"line 1.*1 negative texts without teacher scores \(column 'negative_scores'"):
+        load_examples(path)
+    pairs = _jsonl(tmp_path / "p.jsonl", [{"anchor": "q", "positive": "p", "positive_scores": [1]}])
+    assert load_examples(pairs)[0].teacher_scored  # no negatives: nothing to score
+
+
 def test_non_finite_score_is_an_error(tmp_path: Path) -> None:
     path = tmp_path / "d.jsonl"
     path.write_text('{"anchor": "q", "positive": "p", "positive_scores": [NaN]}\n')

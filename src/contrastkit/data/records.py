@@ -298,8 +298,12 @@ def _scores(value: Any, column: str, typed: bool) -> tuple[float, ...]:
 
 
 def _check_score_counts(fields: dict[str, Any], plan: Plan) -> None:
-    """One teacher score per text: ``positive_scores`` as long as ``positives``, likewise for negatives."""
+    """One teacher score per text: ``positive_scores`` as long as ``positives``, likewise for negatives; a file
+    with either score column scores every text (a text list without its scores would silently not be distilled)."""
+    scored = [role for role in SCORE_ROLES if role in plan.columns]
     for role, texts in SCORE_ROLES.items():
-        if role in fields and len(fields[role]) != len(fields.get(texts + "s", ())):
-            n, m = len(fields[role]), len(fields.get(texts + "s", ()))
+        n, m = len(fields.get(role, ())), len(fields.get(texts + "s", ()))
+        if role in fields and n != m:
             raise DataError(f"column {plan.columns[role][0]!r}: {n} teacher scores for {m} {texts} texts")
+        if scored and role not in fields and m:
+            raise DataError(f"{m} {texts} texts without teacher scores (column {role!r}; {scored[0]!r} is given)")
