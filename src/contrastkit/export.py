@@ -59,7 +59,7 @@ def export_unavailable() -> str | None:
 
 def _check_text_model(folder: Path) -> None:
     """A sentence-transformers folder whose first module is a Transformer (what the ONNX backend converts)."""
-    from contrastkit.encoders.io import read_st_folder
+    from contrastkit.encoders.io import check_remote_code, read_st_folder
 
     st = read_st_folder(folder)
     if st is None:
@@ -69,6 +69,7 @@ def _check_text_model(folder: Path) -> None:
             f"{folder / 'modules.json'}: the first module is {st.modules[0].kind}; the ONNX backend converts a "
             "Transformer module (static embeddings need no export)"
         )
+    check_remote_code(st.modules[0].folder, trust_remote_code=False)  # the folder's own code never runs
 
 
 def export_onnx(
@@ -130,7 +131,9 @@ def _convert(source: Path, work: Path, *, int8: bool, quantization: Quantization
     from sentence_transformers import SentenceTransformer
     from sentence_transformers.backend import export_dynamic_quantized_onnx_model
 
-    model = SentenceTransformer(str(source), backend="onnx", device="cpu", local_files_only=True)
+    model = SentenceTransformer(
+        str(source), backend="onnx", device="cpu", local_files_only=True, trust_remote_code=False
+    )
     model.save_pretrained(str(work))
     if int8:
         export_dynamic_quantized_onnx_model(model, quantization, str(work))

@@ -98,3 +98,20 @@ def test_the_flag_lets_the_check_through(plain, tmp_path):
     check_remote_code(folder, trust_remote_code=True)  # the caller opted in: transformers decides
     with pytest.raises(ModelFolderError):
         check_remote_code(folder, trust_remote_code=False)
+
+
+def test_onnx_export_refuses_the_folder_before_loading_it(plain, tmp_path, monkeypatch):
+    from contrastkit.export import export_onnx
+
+    folder = _custom_folder(plain, tmp_path, config={"model_type": "ck-custom", "auto_map": _AUTO_MAP})
+    st = tmp_path / "st"
+    st.mkdir()
+    (st / "modules.json").write_text(
+        json.dumps([{"idx": 0, "name": "0", "path": "", "type": "sentence_transformers.models.Transformer"}])
+    )
+    for item in folder.iterdir():
+        shutil.copy(item, st / item.name)
+    monkeypatch.setattr(sys, "stdin", io.StringIO("y\n" * 4))
+    with pytest.raises(ModelFolderError, match="trust_remote_code"):
+        export_onnx(st, tmp_path / "out")
+    assert not (tmp_path / "MARKER").exists() and not (tmp_path / "out").exists()
