@@ -113,3 +113,20 @@ def test_uwe_drops_them_in_either_normalisation(normalization) -> None:
     obj = get("uwe", normalization=normalization)
     forward = obj.one_direction(S, targets)
     assert int(forward.kept) == 2  # rows 0 and 2: row 1 and row 3 have no negative, row 4 no positive
+
+
+@pytest.mark.parametrize("tile", [(None, None), (1, None), (2, 3), (4, 1)])
+def test_single_index_targets_with_an_id_mask(tile) -> None:
+    """The tiled engine's single-index path: row 3's every other column shares its id, so it has no negative."""
+    a, c, *_ = _problem(seed=6)
+    a, c = a[:4], c[:4]
+    targets = Targets.from_index(torch.arange(4), num_cols=4).with_id_mask(
+        torch.tensor([1, 1, 1, 1]), torch.tensor([1, 1, 1, 2])
+    )
+    W, M, _ = targets.dense(torch.float64)
+    rows = r1_rows(_logits(a, c, 2.0), W.tolist(), M.tolist())
+    assert [r is None for r in rows] == [False, False, False, True]
+    tile_size, tile_cols = tile
+    loss_fn = ContrastiveLoss("infonce", temperature=0.5, tile_size=tile_size, tile_cols=tile_cols)
+    assert int(loss_fn.parts(a, c, targets)[0].kept) == 3
+    assert float(loss_fn(a, c, targets)) == pytest.approx(mean_kept(rows), rel=1e-12)
