@@ -119,3 +119,26 @@ def test_eval_prompts_and_embeddings_are_sentence_transformers_own(final) -> Non
 def test_retrieval_takes_the_document_prompt_sentence_transformers_takes(name) -> None:
     encoder = SimpleNamespace(prompts={"query": "q: ", name: "d: ", "doc": "other: "})
     assert retrieval_prompts(encoder, EvalOptions()) == ("query", name)
+
+
+def test_a_decoder_loaded_at_a_shorter_length_saves_its_own(tmp_path) -> None:
+    from tests.encoders.encoder_helpers import tiny_gpt2
+
+    from contrastkit.encoders.decoder import DecoderEncoder
+
+    model, tok = tiny_gpt2(lm=False)
+    DecoderEncoder(model, tok, save_max_length=100).save(tmp_path / "dec")
+    short = load_encoder(tmp_path / "dec", max_length=12)
+    assert short.max_length == 12 and short.save_max_length == 100
+    short.save(tmp_path / "again")
+    assert saved_length(tmp_path / "again") == 100 and load_encoder(tmp_path / "again").max_length == 100
+
+
+def test_save_max_length_reaches_the_transformer_under_a_projection_head(tmp_path, base) -> None:
+    from contrastkit.encoders.heads import ProjectionHead
+    from contrastkit.training.build import set_save_max_length
+
+    head = ProjectionHead(load_encoder(base, max_length=TRAIN_LENGTH), dims=(8,))
+    set_save_max_length(head, 20, "model.save_max_length")
+    head.save(tmp_path / "head")
+    assert saved_length(tmp_path / "head") == 20
