@@ -27,7 +27,7 @@ def test_overrides(hf_folder, tmp_path):
     TextEncoder.from_folder(hf_folder, pooling="cls", prompts={"query": "q: ", "doc": "d: "}).save(tmp_path / "st")
     enc = load_encoder(tmp_path / "st", pooling="last", normalize=False, max_length=8, prompts={"query": "Q: "})
     assert (enc.pooling, enc.normalize, enc.max_length) == ("last", False, 8)
-    assert enc.prompts == {"query": "Q: ", "doc": "d: "}
+    assert enc.prompts == {"query": "Q: ", "doc": "d: ", "document": "d: "}  # "doc" is saved as "document" too
     with pytest.raises(ValueError, match="unknown pooling"):
         load_encoder(tmp_path / "st", pooling="max")
     with pytest.raises(ValueError, match="unknown encoder kind"):

@@ -110,3 +110,24 @@ def test_transpose_is_transpose(t: Targets) -> None:
 def test_bad_targets_name_the_field(kwargs: dict, message: str) -> None:
     with pytest.raises(ValueError, match=message):
         Targets(**kwargs)
+
+
+def test_values_are_validated_where_targets_are_built_not_where_they_are_derived(monkeypatch) -> None:
+    """Value checks read tensor contents (a host sync each on a GPU): once at construction, never per derivation."""
+    calls = []
+    original = Targets.validate
+    monkeypatch.setattr(Targets, "validate", lambda self: calls.append(1) or original(self))
+    t = Targets.from_ids(torch.tensor([0, 1, 0, 2]), torch.tensor([0, 1, 0, 2]), exclude_self=True)
+    assert len(calls) == 1
+    derived = t.row_slice(slice(1, 3)).append_columns(2).to("cpu").transpose()
+    assert len(calls) == 1 and derived.shape == (6, 2)
+    with pytest.raises(ValueError, match="pos_weight"):
+        Targets.from_lists(torch.tensor([[0, 1]]), num_cols=2, weight=torch.tensor([[1.0, -1.0]]))
+
+
+def test_every_tensor_part_has_a_role() -> None:
+    """Slicing, padding and moving follow Targets.parts(): a tensor field without a role would be skipped by them."""
+    from dataclasses import fields
+
+    tensor_fields = {f.name for f in fields(Targets) if "Tensor" in str(f.type)}
+    assert {name for name, _, _ in Targets.parts()} == tensor_fields

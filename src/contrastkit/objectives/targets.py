@@ -30,8 +30,11 @@ Example::
 
 from __future__ import annotations
 
-from dataclasses import dataclass, fields, replace
-from typing import NamedTuple
+from collections.abc import Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
+from dataclasses import dataclass, field, fields, replace
+from typing import Any, Literal, NamedTuple
 
 import torch
 from torch import Tensor
@@ -62,6 +65,27 @@ def _check_rows(name: str, value: Tensor | None, rows: int, dims: int) -> None:
         raise ValueError(f"Targets.{name}: expected shape {want} with A={rows}, got {tuple(value.shape)}")
 
 
+Role = Literal["dense", "rows", "cols"]
+# Built from existing, already validated targets (row slices, extra columns, moves, transposes): value checks that
+# read tensor contents (a host sync per check on a GPU) are skipped there.
+_DERIVING: ContextVar[bool] = ContextVar("targets_deriving", default=False)
+
+
+@contextmanager
+def _deriving() -> Iterator[None]:
+    token = _DERIVING.set(True)
+    try:
+        yield
+    finally:
+        _DERIVING.reset(token)
+
+
+def _part(role: Role, *, dims: int = 2, fill: Any = None) -> dict[str, Any]:
+    """The metadata of a tensor field of :class:`Targets`: its role, ``dense`` (A, C), ``rows`` (A, ...) or
+    ``cols`` (C,), its number of dimensions, and for a dense part its value on appended columns."""
+    return {"role": role, "dims": dims, "fill": fill}
+
+
 def _scatter(rows: int, cols: slice, index: Tensor, value: Tensor | None, dtype: torch.dtype) -> Tensor:
     """Dense (rows, cols) block with ``value`` summed at the listed columns (-1 = padding)."""
     width = cols.stop - cols.start
@@ -86,19 +110,19 @@ class Targets:
     column ids (C,). ``num_cols`` is required when no dense field fixes C.
     """
 
-    pos: Tensor | None = None
-    valid: Tensor | None = None
-    bias: Tensor | None = None
-    pos_index: Tensor | None = None
-    pos_weight: Tensor | None = None
-    pos_row_ids: Tensor | None = None
-    pos_col_ids: Tensor | None = None
-    exclude_index: Tensor | None = None
-    mask_row_ids: Tensor | None = None
-    mask_col_ids: Tensor | None = None
+    pos: Tensor | None = field(default=None, metadata=_part("dense", fill=0.0))
+    valid: Tensor | None = field(default=None, metadata=_part("dense", fill=True))
+    bias: Tensor | None = field(default=None, metadata=_part("dense", fill=0.0))
+    pos_index: Tensor | None = field(default=None, metadata=_part("rows"))
+    pos_weight: Tensor | None = field(default=None, metadata=_part("rows"))
+    pos_row_ids: Tensor | None = field(default=None, metadata=_part("rows", dims=1))
+    pos_col_ids: Tensor | None = field(default=None, metadata=_part("cols", dims=1))
+    exclude_index: Tensor | None = field(default=None, metadata=_part("rows"))
+    mask_row_ids: Tensor | None = field(default=None, metadata=_part("rows", dims=1))
+    mask_col_ids: Tensor | None = field(default=None, metadata=_part("cols", dims=1))
     self_offset: int | None = None
-    bias_index: Tensor | None = None
-    bias_value: Tensor | None = None
+    bias_index: Tensor | None = field(default=None, metadata=_part("rows"))
+    bias_value: Tensor | None = field(default=None, metadata=_part("rows"))
     num_rows: int | None = None
     num_cols: int | None = None
 
@@ -106,16 +130,25 @@ class Targets:
         shape = self._infer_shape()
         object.__setattr__(self, "num_rows", shape[0])
         object.__setattr__(self, "num_cols", shape[1])
-        for name in ("pos", "valid", "bias"):
-            _check_2d(name, getattr(self, name), shape)
-        for name in ("pos_index", "pos_weight", "exclude_index", "bias_index", "bias_value"):
-            _check_rows(name, getattr(self, name), shape[0], 2)
-        for name in ("pos_row_ids", "mask_row_ids"):
-            _check_rows(name, getattr(self, name), shape[0], 1)
-        for name in ("pos_col_ids", "mask_col_ids"):
-            _check_rows(name, getattr(self, name), shape[1], 1)
+        for name, role, dims in self.parts():
+            if role == "dense":
+                _check_2d(name, getattr(self, name), shape)
+            else:
+                _check_rows(name, getattr(self, name), shape[0] if role == "rows" else shape[1], dims)
         self._check_pairs()
-        self._check_values()
+        if not _DERIVING.get():
+            self.validate()
+
+    @classmethod
+    def parts(cls) -> list[tuple[str, Role, int]]:
+        """``(name, role, dims)`` of every tensor field: the one list that slicing, padding and moving follow."""
+        return [(f.name, f.metadata["role"], f.metadata["dims"]) for f in fields(cls) if "role" in f.metadata]
+
+    def derive(self, **changes: Any) -> Targets:
+        """``replace(self, **changes)`` for parts computed from these (already valid) targets: shapes are checked,
+        values (which would cost a device-to-host sync per check) are not."""
+        with _deriving():
+            return replace(self, **changes)
 
     def _infer_shape(self) -> tuple[int, int]:
         for name in ("pos", "valid", "bias"):
@@ -148,7 +181,12 @@ class Targets:
         if self.bias_index is not None and self.bias_value.shape != self.bias_index.shape:
             raise ValueError("Targets: bias_value must have the shape of bias_index")
 
-    def _check_values(self) -> None:
+    def validate(self) -> None:
+        """The value rules (non-negative weights, bool mask, ``W > 0`` only where valid, indices in ``[-1, C)``).
+
+        Run when targets are built from outside (a constructor or ``Targets(...)``), not when they are derived.
+        Raises ValueError naming the field.
+        """
         if self.pos is not None and bool((self.pos < 0).any()):
             raise ValueError("Targets.pos: positive weights must be >= 0")
         if self.pos_weight is not None and bool((self.pos_weight < 0).any()):
@@ -308,17 +346,75 @@ class Targets:
         return bias
 
     def _device(self) -> torch.device:
-        for f in fields(self):
-            value = getattr(self, f.name)
-            if isinstance(value, Tensor):
+        for name, _, _ in self.parts():
+            value = getattr(self, name)
+            if value is not None:
                 return value.device
         return torch.device("cpu")
+
+    # ------------------------------------------------------------------ algebra
+    def row_slice(self, rows: slice) -> Targets:
+        """The (rows, C) part, built without materialising the whole matrix.
+
+        Every dense and per-row part is sliced, column parts are kept, and self
+        exclusion ``c == r + offset`` is shifted to the new row numbering, so
+        ``t.row_slice(rows).dense()`` equals the rows of ``t.dense()``. ``rows`` is a step-1 slice.
+        """
+        if rows.step not in (None, 1):
+            raise ValueError("row_slice: rows must be a step-1 slice")
+        num_rows = self.shape[0]
+        start = 0 if rows.start is None else rows.start
+        stop = num_rows if rows.stop is None else min(rows.stop, num_rows)
+        if not 0 <= start <= stop:
+            raise ValueError(f"row_slice: rows {rows} outside [0, {num_rows})")
+        changes: dict[str, Any] = {
+            name: getattr(self, name)[start:stop]
+            for name, role, _ in self.parts()
+            if role != "cols" and getattr(self, name) is not None
+        }
+        offset = None if self.self_offset is None else self.self_offset + start
+        return self.derive(**changes, self_offset=offset, num_rows=stop - start, num_cols=self.shape[1])
+
+    def append_columns(self, k: int) -> Targets:
+        """These targets (A, C) with ``k`` extra columns C..C+k-1 that are valid, not positive and unbiased.
+
+        Compact forms stay compact: index lists are unchanged, the new columns get
+        ids matching no row (so neither id positives nor id masks touch them),
+        and self exclusion ``c == r + offset`` becomes an explicit exclusion list
+        so it can never fall on a new column. Dense parts are padded with their fill value.
+        """
+        if k < 0:
+            raise ValueError(f"append_columns: k must be >= 0, got {k}")
+        if k == 0:
+            return self
+        rows, cols = self.shape
+        changes: dict[str, Any] = {"num_cols": cols + k}
+        for name, role, _ in self.parts():
+            value = getattr(self, name)
+            if value is None or role == "rows":
+                continue
+            if role == "dense":
+                pad = torch.full((rows, k), _FILL[name], dtype=value.dtype, device=value.device)
+                changes[name] = torch.cat([value, pad], 1)
+            else:  # column ids: k ids that no row holds
+                changes[name] = torch.cat([value, _outside_ids(getattr(self, _ROW_IDS_OF[name]), value, k)])
+        if self.self_offset is not None:
+            changes["exclude_index"] = self._self_as_exclusion()
+            changes["self_offset"] = None
+        return self.derive(**changes)
+
+    def _self_as_exclusion(self) -> Tensor:
+        """The self exclusion ``c == r + offset`` (columns inside [0, C)) as an ``exclude_index`` (A, 1 + k)."""
+        rows, cols = self.shape
+        col = torch.arange(rows, device=self._device()) + int(self.self_offset or 0)
+        col = torch.where((col >= 0) & (col < cols), col, torch.full_like(col, -1))[:, None]
+        return col if self.exclude_index is None else torch.cat([self.exclude_index, col.to(self.exclude_index)], 1)
 
     def transpose(self) -> Targets:
         """Targets of ``S.T`` (C x A). Id forms stay compact; index forms are materialised."""
         if self.pos_index is None and self.exclude_index is None and self.bias_index is None:
             flip = lambda x: None if x is None else x.T  # noqa: E731
-            return Targets(
+            return self.derive(
                 pos=flip(self.pos),
                 valid=flip(self.valid),
                 bias=flip(self.bias),
@@ -331,11 +427,25 @@ class Targets:
                 num_cols=self.num_rows,
             )
         pos, valid, bias = self.dense(dtype=torch.float64)
-        return Targets(pos=pos.T, valid=valid.T, bias=None if bias is None else bias.T)
+        with _deriving():
+            return Targets(pos=pos.T, valid=valid.T, bias=None if bias is None else bias.T)
 
     def to(self, device: torch.device | str) -> Targets:
         """A copy with every tensor moved to ``device``."""
-        moved = {
-            f.name: getattr(self, f.name).to(device) for f in fields(self) if isinstance(getattr(self, f.name), Tensor)
-        }
-        return replace(self, **moved)
+        moved = {name: getattr(self, name).to(device) for name, _, _ in self.parts() if getattr(self, name) is not None}
+        return self.derive(**moved)
+
+
+# a column-id part and the row-id part it is compared with
+_ROW_IDS_OF = {"pos_col_ids": "pos_row_ids", "mask_col_ids": "mask_row_ids"}
+
+
+# the value of each dense part on appended columns
+_FILL = {f.name: f.metadata["fill"] for f in fields(Targets) if f.metadata.get("role") == "dense"}
+
+
+def _outside_ids(row_ids: Tensor, col_ids: Tensor, k: int) -> Tensor:
+    """``k`` column ids equal to no row id (one less than every id in use; computed on the device, no sync)."""
+    used = torch.cat([row_ids.reshape(-1), col_ids.reshape(-1).to(row_ids.device)])
+    low = used.min() - 1 if used.numel() else torch.tensor(-1, device=used.device)
+    return low.to(device=col_ids.device, dtype=col_ids.dtype).expand(k).clone()

@@ -35,7 +35,6 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import Iterable
-from dataclasses import replace
 
 import torch
 import torch.distributed as dist
@@ -132,42 +131,9 @@ def no_sync(module: object, skip: bool) -> contextlib.AbstractContextManager:
     return contextlib.nullcontext()
 
 
-_ROW_FIELDS = (
-    "pos",
-    "valid",
-    "bias",
-    "pos_index",
-    "pos_weight",
-    "pos_row_ids",
-    "exclude_index",
-    "mask_row_ids",
-    "bias_index",
-    "bias_value",
-)
-
-
 def row_slice(targets: Targets, rows: slice) -> Targets:
-    """The (rows, C) part of ``targets`` (A, C), built without materialising the whole matrix.
-
-    Every per-row field (dense rows, index lists, row ids) is sliced, column
-    ids are kept, and self exclusion ``c == r + offset`` is shifted to the new
-    row numbering, so ``row_slice(t, rows).dense()`` equals the rows of
-    ``t.dense()``. ``rows`` is a step-1 slice.
-    """
-    if rows.step not in (None, 1):
-        raise ValueError("row_slice: rows must be a step-1 slice")
-    num_rows = targets.shape[0]
-    start = 0 if rows.start is None else rows.start
-    stop = num_rows if rows.stop is None else min(rows.stop, num_rows)
-    if not 0 <= start <= stop:
-        raise ValueError(f"row_slice: rows {rows} outside [0, {num_rows})")
-    changes: dict[str, object] = {}
-    for name in _ROW_FIELDS:
-        value = getattr(targets, name)
-        if value is not None:
-            changes[name] = value[start:stop]
-    offset = None if targets.self_offset is None else targets.self_offset + start
-    return replace(targets, **changes, self_offset=offset, num_rows=stop - start, num_cols=targets.shape[1])
+    """The (rows, C) part of ``targets`` (A, C): :meth:`Targets.row_slice`."""
+    return targets.row_slice(rows)
 
 
 def global_parts_loss(parts: list[LossParts]) -> Tensor:

@@ -21,68 +21,15 @@ Example::
 
 from __future__ import annotations
 
-from dataclasses import fields, replace
-
 import torch
 from torch import Tensor, nn
 
 from contrastkit.objectives.targets import Targets
 
 
-def _outside_ids(row_ids: Tensor, col_ids: Tensor, k: int) -> Tensor:
-    """``k`` column ids equal to no row id (one less than every id in use)."""
-    used = torch.cat([row_ids.reshape(-1), col_ids.reshape(-1).to(row_ids.device)])
-    low = int(used.min()) - 1 if used.numel() else -1
-    return torch.full((k,), low, dtype=col_ids.dtype, device=col_ids.device)
-
-
-def _device_of(targets: Targets) -> torch.device:
-    """The device of the targets' tensors (CPU when none)."""
-    for f in fields(targets):
-        value = getattr(targets, f.name)
-        if isinstance(value, Tensor):
-            return value.device
-    return torch.device("cpu")
-
-
-def _self_as_exclusion(targets: Targets) -> Tensor | None:
-    """The self exclusion ``c == r + offset`` (columns inside [0, C)) as an ``exclude_index`` (A, 1)."""
-    rows, cols = targets.shape
-    col = torch.arange(rows, device=_device_of(targets)) + targets.self_offset
-    col = torch.where((col >= 0) & (col < cols), col, torch.full_like(col, -1))[:, None]
-    return (
-        col if targets.exclude_index is None else torch.cat([targets.exclude_index, col.to(targets.exclude_index)], 1)
-    )
-
-
 def append_columns(targets: Targets, k: int) -> Targets:
-    """``targets`` (A, C) with ``k`` extra columns C..C+k-1 that are valid, not positive and unbiased.
-
-    Compact forms stay compact: index lists are unchanged, the new columns get
-    ids matching no row (so neither id positives nor id masks touch them),
-    and self exclusion ``c == r + offset`` becomes an explicit exclusion list
-    so it can never fall on a new column. Dense fields are padded.
-    """
-    if k < 0:
-        raise ValueError(f"append_columns: k must be >= 0, got {k}")
-    if k == 0:
-        return targets
-    rows, cols = targets.shape
-    changes: dict[str, object] = {"num_cols": cols + k}
-    if targets.pos is not None:
-        changes["pos"] = torch.cat([targets.pos, targets.pos.new_zeros(rows, k)], 1)
-    if targets.valid is not None:
-        changes["valid"] = torch.cat([targets.valid, targets.valid.new_ones(rows, k)], 1)
-    if targets.bias is not None:
-        changes["bias"] = torch.cat([targets.bias, targets.bias.new_zeros(rows, k)], 1)
-    for row_name, col_name in (("pos_row_ids", "pos_col_ids"), ("mask_row_ids", "mask_col_ids")):
-        row_ids, col_ids = getattr(targets, row_name), getattr(targets, col_name)
-        if row_ids is not None:
-            changes[col_name] = torch.cat([col_ids, _outside_ids(row_ids, col_ids, k)])
-    if targets.self_offset is not None:
-        changes["exclude_index"] = _self_as_exclusion(targets)
-        changes["self_offset"] = None
-    return replace(targets, **changes)
+    """``targets`` (A, C) with ``k`` extra valid, non-positive, unbiased columns: :meth:`Targets.append_columns`."""
+    return targets.append_columns(k)
 
 
 class MemoryQueue(nn.Module):
