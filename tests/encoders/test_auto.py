@@ -80,11 +80,11 @@ def _record_from_pretrained(monkeypatch) -> list[dict]:
 
 
 @pytest.mark.parametrize("kind", ["text", "static"])
-def test_trust_remote_code_is_never_passed_unless_asked(hf_folder, monkeypatch, kind):
+def test_trust_remote_code_is_always_explicit_and_false_unless_asked(hf_folder, monkeypatch, kind):
     calls = _record_from_pretrained(monkeypatch)
     load_encoder(hf_folder, kind=kind)
     assert {c["class"] for c in calls} >= {"AutoModel", "AutoTokenizer"}
-    assert all("trust_remote_code" not in c for c in calls), calls
+    assert all(c["trust_remote_code"] is False for c in calls), calls  # left out, transformers asks on stdin
     assert all(c.get("local_files_only") is True for c in calls)
 
 
@@ -96,7 +96,7 @@ def test_trust_remote_code_is_passed_when_asked(hf_folder, monkeypatch):
     assert all(c.get("use_safetensors") is True for c in calls if c["class"] == "AutoModel")
 
 
-def test_decoder_loading_never_passes_trust_remote_code(tmp_path, monkeypatch):
+def test_decoder_loading_passes_trust_remote_code_false(tmp_path, monkeypatch):
     from encoder_helpers import tiny_gpt2
 
     model, tok = tiny_gpt2(lm=True)
@@ -104,7 +104,7 @@ def test_decoder_loading_never_passes_trust_remote_code(tmp_path, monkeypatch):
     calls = _record_from_pretrained(monkeypatch)
     enc = load_encoder(tmp_path / "dec")
     assert isinstance(enc, DecoderEncoder)
-    assert calls and all("trust_remote_code" not in c for c in calls)
+    assert calls and all(c["trust_remote_code"] is False for c in calls)
 
 
 def test_plain_gpt2_checkpoint_reads_as_a_text_encoder_with_a_pad_token(tmp_path):
