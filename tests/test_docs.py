@@ -111,3 +111,29 @@ def test_the_smoke_variant_still_fails_on_a_wrong_path_flag_key_or_model(
     with pytest.raises(AssertionError, match=re.escape(error)) as failure:
         docs_shell.run_page(page, sandbox, main)
     assert str(failure.value).startswith("docs/page.md:7: ")  # the page and line of the example
+
+
+# What an example uses -> the optional extra (pyproject.toml) it needs
+EXTRAS = {
+    "mining": r"--method (bm25|hybrid)|\bbm25s\b|\bfaiss\b|--index (flat|hnsw|ivf)",
+    "lora": r"lora: \{?enabled: true|lora\.enabled=true|LoraConfig",
+    "mteb": r"\bimport mteb\b|contrastkit\.evaluation\.mteb",
+    "hf": r"format: hf|format=\"hf\"",
+    "export": r"contrastkit export|bench/export\.py|export_dynamic_quantized",
+}
+
+
+def test_examples_name_the_extras_they_need() -> None:
+    """A code example that needs an optional extra names it (``contrastkit[extra]``, ``.[extra,...]`` or
+    "the extra extra") in the block or the paragraph before it."""
+    missing = []
+    for page in PAGES:
+        text = page.read_text(encoding="utf-8")
+        for block in docs_shell.blocks(page):
+            start = sum(len(line) + 1 for line in text.split("\n")[: block.line - 1])
+            context = text[max(0, start - 700) : start] + block.text
+            for extra, pattern in EXTRAS.items():
+                named = re.search(rf"[\[,]{extra}[\],]|the {extra} extra", context)
+                if re.search(pattern, block.text) and not named:
+                    missing.append(f"{page.name}:{block.line} needs the {extra} extra and does not say so")
+    assert missing == []
