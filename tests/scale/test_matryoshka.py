@@ -73,10 +73,21 @@ def test_views_and_labels_pass_through() -> None:
 
     seen = []
     labels = torch.arange(N)
-    MatryoshkaLoss(lambda x, y: seen.append((x.shape, y)) or x.sum(), [4, 2])(views, labels)
+    MatryoshkaLoss(lambda x, y: seen.append((x.shape, y)) or x.sum(), [4, 2], embeddings=(0,))(views, labels)
     assert [s[0] for s in seen] == [(2, N, 4), (2, N, 2)]
     assert all(s[1] is labels for s in seen)
-    assert truncate("text", 3) == "text"
+    with pytest.raises(TypeError, match="embedding argument"):
+        truncate(labels, 3)
+
+
+def test_only_the_named_embedding_arguments_are_truncated() -> None:
+    """A float (n, K) multi-label target beside the embeddings is passed whole (it was truncated when the
+    embeddings were guessed by dtype and rank)."""
+    a, c = torch.randn(N, 8, dtype=torch.float64), torch.randn(N, 8, dtype=torch.float64)
+    soft = torch.rand(N, 6, dtype=torch.float64)
+    seen = []
+    MatryoshkaLoss(lambda x, y, t: seen.append((x.shape[-1], y.shape[-1], t.shape)) or x.sum(), [8, 4])(a, c, soft)
+    assert seen == [(8, 8, (N, 6)), (4, 4, (N, 6))]
 
 
 def test_validation() -> None:

@@ -33,18 +33,25 @@ from collections.abc import Callable, Sequence
 
 from torch import Tensor, nn
 
+from contrastkit.objectives.base import ViewMatrixObjective
 
-def truncate(x: object, dim: int) -> object:
-    """The first ``dim`` coordinates of a floating tensor with >= 2 dims; anything else unchanged.
 
-    Embeddings ((n, d) or views (V, n, d)) are floating; targets, labels
-    (integer tensors) and other arguments pass through.
-    """
+def truncate(x: Tensor, dim: int) -> Tensor:
+    """The first ``dim`` coordinates (last axis) of an embedding tensor: (n, d) or views (V, n, d)."""
     if not isinstance(x, Tensor) or not x.is_floating_point() or x.dim() < 2:
-        return x
+        raise TypeError(f"MatryoshkaLoss: an embedding argument must be a floating (n, d) or (V, n, d) tensor, got "
+                        f"{type(x).__name__}{tuple(x.shape) if isinstance(x, Tensor) else ''}")  # fmt: skip
     if dim > x.shape[-1]:
         raise ValueError(f"MatryoshkaLoss: dimension {dim} exceeds the embedding size {x.shape[-1]}")
     return x[..., :dim]
+
+
+def embedding_positions(loss_fn: object) -> tuple[int, ...]:
+    """Which arguments of ``loss_fn`` are embeddings: ``(0,)`` for a view objective's ``(views, *labels)``,
+    else ``(0, 1)`` for ``(anchors, candidates, targets, ...)`` (decided by the objective's class, never by a
+    tensor's dtype or rank)."""
+    objective = getattr(loss_fn, "objective", None)
+    return (0,) if isinstance(objective, ViewMatrixObjective) else (0, 1)
 
 
 class MatryoshkaLoss(nn.Module):
@@ -59,9 +66,11 @@ class MatryoshkaLoss(nn.Module):
             most the embedding size d; include d itself to train the full
             embedding).
         weights: ``w_k``, one per dimension; default all 1.
+        embeddings: the positions of the arguments that are embeddings, truncated
+            along their last dimension (:func:`truncate`); every other argument
+            (targets, labels, float soft labels included) is passed unchanged.
+            Default :func:`embedding_positions` of ``loss_fn``.
 
-    Every floating input with at least 2 dims is truncated along its last
-    dimension (:func:`truncate`); the rest is passed through unchanged.
     Returns a 0-d loss.
     """
 
@@ -70,6 +79,8 @@ class MatryoshkaLoss(nn.Module):
         loss_fn: Callable[..., Tensor],
         dims: Sequence[int],
         weights: Sequence[float] | None = None,
+        *,
+        embeddings: Sequence[int] | None = None,
     ) -> None:
         super().__init__()
         dims = [int(d) for d in dims]
@@ -81,13 +92,15 @@ class MatryoshkaLoss(nn.Module):
         if any(not math.isfinite(w) or w < 0 for w in weights):
             raise ValueError(f"MatryoshkaLoss: weights must be finite and >= 0, got {weights}")
         self.loss_fn = loss_fn
+        self.embeddings = frozenset(embedding_positions(loss_fn) if embeddings is None else embeddings)
         self.dims = tuple(dims)
         self.weights = tuple(weights)
 
     def forward(self, *inputs: object) -> Tensor:
         total: Tensor | None = None
         for dim, weight in zip(self.dims, self.weights, strict=True):
-            term = weight * self.loss_fn(*(truncate(x, dim) for x in inputs))
+            args = (truncate(x, dim) if i in self.embeddings else x for i, x in enumerate(inputs))  # type: ignore[arg-type]
+            term = weight * self.loss_fn(*args)
             total = term if total is None else total + term
         return total
 

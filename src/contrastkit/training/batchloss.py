@@ -194,7 +194,8 @@ class BatchLoss(nn.Module):
         if too_big:
             raise ConfigError("scale.matryoshka_dims", f"{too_big} exceed the embedding size {dim}")
         dims, weights = scale.matryoshka_dims, scale.matryoshka_weights
-        self.matryoshka = MatryoshkaLoss(self._base_loss, dims, weights) if dims else None
+        embeddings = (0,) if self.views else (0, 1)
+        self.matryoshka = MatryoshkaLoss(self._base_loss, dims, weights, embeddings=embeddings) if dims else None
         self.gradcache = GradCache(scale.gradcache_chunk) if scale.gradcache_chunk else None
         self.sub_batch = scale.sub_batch
         self._pending: list[Tensor] = []
