@@ -6,7 +6,7 @@ import argparse
 
 import pytest
 
-from contrastkit.cli.main import build_parser
+from contrastkit.cli.main import COMMANDS, build_parser
 
 
 def _subparser(command: str) -> argparse.ArgumentParser:
@@ -15,7 +15,7 @@ def _subparser(command: str) -> argparse.ArgumentParser:
     return sub.choices[command]
 
 
-@pytest.mark.parametrize("command", ["mine", "analyze"])
+@pytest.mark.parametrize("command", sorted(COMMANDS))  # mine and analyze first of all
 def test_every_option_has_help_and_its_default(command: str) -> None:
     parser = _subparser(command)
     text = parser.format_help()
@@ -24,5 +24,5 @@ def test_every_option_has_help_and_its_default(command: str) -> None:
             continue
         name = action.option_strings[0] if action.option_strings else action.dest
         assert action.help, f"{command} {name} has no help"
-        if action.default not in (None, False) and not action.required:
+        if action.default not in (None, False, [], ()) and not action.required:
             assert str(action.default) in text, f"{command} {name}: default {action.default!r} not shown"

@@ -47,7 +47,9 @@ METRICS = ("ndcg@10", "mrr@10", "recall@100")
 def add_parser(commands: argparse._SubParsersAction) -> None:
     p = commands.add_parser("quickstart", help="offline demo: fine-tune MiniLM on stdlib code search, before/after")
     p.add_argument("overrides", nargs="*", metavar="KEY=VALUE", help="training config overrides")
-    p.add_argument("--test-fraction", type=float, default=0.2, help="share of stdlib modules held out")
+    p.add_argument(
+        "--test-fraction", type=float, default=0.2, help="share of stdlib modules held out (default: %(default)s)"
+    )
     p.add_argument("--test-queries", type=int, default=None, help="evaluate on at most this many held-out queries")
     p.set_defaults(run=run)
 
