@@ -130,6 +130,17 @@ def test_cache_scores_each_pair_once_across_runs_and_per_teacher(tmp_path: Path)
     assert other.asked == 5 and third[0].positive_scores == (11.0,)
 
 
+@pytest.mark.parametrize("cached", [False, True])
+def test_a_teacher_with_the_wrong_number_of_scores_is_an_error(tmp_path: Path, cached: bool) -> None:
+    class Short:
+        def score(self, pairs, batch_size=32):
+            return torch.zeros(len(pairs) - 1)
+
+    cache = ScoreCache(tmp_path, "short") if cached else None
+    with pytest.raises(ValueError, match=r"shape \(1,\) for 2 pairs"):
+        score_examples([Example("q", ("p",), ("n",))], Short(), cache=cache)
+
+
 def test_pair_keys_do_not_collide_when_text_moves_between_sides() -> None:
     assert pair_key(("ab", "c")) != pair_key(("a", "bc"))
 

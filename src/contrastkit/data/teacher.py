@@ -159,9 +159,10 @@ class ScoreCache:
         keys = [pair_key(p) for p in pairs]
         missing = list({k: p for k, p in zip(keys, pairs, strict=True) if k not in self._scores}.items())
         if missing:
-            values = teacher.score([p for _, p in missing], batch_size=batch_size).float().tolist()
-            if len(values) != len(missing):
-                raise ValueError(f"the teacher returned {len(values)} scores for {len(missing)} pairs")
+            values = teacher.score([p for _, p in missing], batch_size=batch_size).float()
+            if values.shape != (len(missing),):
+                raise ValueError(f"the teacher returned scores of shape {tuple(values.shape)} for {len(missing)} pairs")
+            values = values.tolist()
             self._scores.update((k, v) for (k, _), v in zip(missing, values, strict=True))
             self.computed += len(missing)
             self._dirty = True
@@ -208,6 +209,8 @@ def score_examples(
         scores = cache.score(teacher, pairs, batch_size)
     else:
         scores = teacher.score(pairs, batch_size=batch_size).float()
+        if scores.shape != (len(pairs),):
+            raise ValueError(f"the teacher returned scores of shape {tuple(scores.shape)} for {len(pairs)} pairs")
     out, at = list(examples), 0
     for i in todo:
         ex = examples[i]
