@@ -37,13 +37,15 @@ import tempfile
 from pathlib import Path
 from typing import Literal
 
+from contrastkit.errors import ContrastkitError
+
 QuantizationConfig = Literal["arm64", "avx2", "avx512", "avx512_vnni"]
 QUANTIZATION_CONFIGS: tuple[QuantizationConfig, ...] = ("arm64", "avx2", "avx512", "avx512_vnni")
 ONNX_DIR = "onnx"
 INSTALL_HINT = "install the export extra: pip install 'contrastkit[export]'"
 
 
-class ExportError(ValueError):
+class ExportError(ContrastkitError, ValueError):
     """The model cannot be exported (not a text model, the extra missing, a bad option); the message says why."""
 
 

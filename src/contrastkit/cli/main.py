@@ -20,6 +20,7 @@ import sys
 from collections.abc import Sequence
 
 from contrastkit import __version__
+from contrastkit.errors import ContrastkitError
 
 COMMANDS: dict[str, tuple[str, str]] = {
     "objectives": ("list the contrastive objectives with status, inputs and citation", "contrastkit.cli.objectives"),
@@ -43,7 +44,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
 ENCODE_PROGRESS = frozenset({"eval", "mine", "analyze"})
 
 
-class CliError(Exception):
+class CliError(ContrastkitError):
     """A user-facing error: printed without a traceback, exit status 2."""
 
 
@@ -76,7 +77,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             with enabled_for(True):
                 return int(args.run(args) or 0)
         return int(args.run(args) or 0)
-    except (CliError, ValueError, KeyError, TypeError) as err:
+    except (ContrastkitError, ValueError, KeyError, TypeError) as err:
         message = err.args[0] if isinstance(err, KeyError) and err.args else str(err)
         print(f"contrastkit {args.command}: error: {message}", file=sys.stderr)
         return 2

@@ -17,8 +17,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from contrastkit.errors import ContrastkitError
 
-class DataError(ValueError):
+
+class DataError(ContrastkitError, ValueError):
     """Input data that cannot be read as examples; the message says where and why.
 
     Args:

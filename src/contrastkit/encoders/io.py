@@ -43,6 +43,7 @@ from transformers.models.auto.configuration_auto import CONFIG_MAPPING_NAMES
 from contrastkit import __version__
 from contrastkit.encoders.base import Encoder
 from contrastkit.encoders.pooling import PoolingMode
+from contrastkit.errors import ContrastkitError
 
 ModuleKind = Literal["Transformer", "Pooling", "Normalize", "Dense", "StaticEmbedding"]
 MODULE_KINDS: tuple[ModuleKind, ...] = ("Transformer", "Pooling", "Normalize", "Dense", "StaticEmbedding")
@@ -68,7 +69,7 @@ _TOKENIZER_FILES = {"tokenizer.json", "vocab.txt", "vocab.json", "merges.txt"}
 _WEIGHT_SUFFIXES = (".bin", ".pt", ".pth", ".ckpt", ".pkl")
 
 
-class ModelFolderError(ValueError):
+class ModelFolderError(ContrastkitError, ValueError):
     """A model folder is missing, incomplete or malformed; the message names the path and the problem."""
 
 

@@ -49,6 +49,7 @@ import torch
 from safetensors.torch import load_file, load_model, save_file, save_model
 from torch import Tensor, nn
 
+from contrastkit.errors import ContrastkitError
 from contrastkit.training import faults
 from contrastkit.training.guard import require_finite
 
@@ -59,11 +60,11 @@ LEFTOVER_PREFIXES = (".tmp-", ".old-", ".pruned-")  # hidden folders of interrup
 _NAME = re.compile(r"^step-(\d{9,})$")
 
 
-class CheckpointWriteError(OSError):
+class CheckpointWriteError(ContrastkitError, OSError):
     """Writing a checkpoint failed (a full or read-only disk); its temp folder was removed."""
 
 
-class CorruptCheckpointError(ValueError):
+class CorruptCheckpointError(ContrastkitError, ValueError):
     """A checkpoint's files do not match its manifest (or, without a manifest, do not load)."""
 
     def __init__(self, path: Path, reason: str) -> None:
