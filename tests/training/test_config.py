@@ -61,9 +61,10 @@ def test_defaults_yaml_then_overrides(tmp_path) -> None:
     ],
 )
 def test_unknown_key_names_its_path_and_the_closest_key(tmp_path, text, path, suggestion) -> None:
-    err = error_of(write(tmp_path, text))
+    file = write(tmp_path, text)
+    err = error_of(file)
     assert err.path == path
-    assert str(err).startswith(f"{path}: unknown key")
+    assert str(err).startswith(f"{file}:1: {path}: unknown key")  # the file and line of the key
     if suggestion is not None:
         assert f"did you mean {suggestion!r}?" in str(err)
     else:
@@ -95,16 +96,17 @@ def test_wrong_type_names_path_expected_and_got(override, message) -> None:
 
 
 def test_wrong_type_in_a_yaml_file(tmp_path) -> None:
-    err = error_of(write(tmp_path, "train:\n  steps: ten\n"))
-    assert (err.path, str(err)) == ("train.steps", "train.steps: expected int or null, got str 'ten'")
+    file = write(tmp_path, "train:\n  steps: ten\n")
+    err = error_of(file)
+    assert (err.path, str(err)) == ("train.steps", f"{file}:2: train.steps: expected int or null, got str 'ten'")
 
 
 @pytest.mark.parametrize(
     "override, message",
     [
-        ("optim.lr=-1", "optim.lr: must be > 0, got -1.0"),
+        ("optim.lr=-1", "optim.lr: must be in (0, 1.0], got -1.0"),
         ("data.batch_size=0", "data.batch_size: must be >= 1, got 0"),
-        ("train.device=tpu", "train.device: unknown"),
+        ("train.device=tpu", "train.device: unknown device 'tpu': expected auto, cpu, cuda, cuda:N or mps"),
         ("optim.warmup_ratio=1.5", "optim.warmup_ratio: must be in [0, 1]"),
     ],
 )

@@ -22,6 +22,13 @@ def config(tmp_path, *overrides: str):
     return load_config(None, [f"train.output_dir={tmp_path / 'run'}", *BASE, *overrides])
 
 
+def with_huge_lr(cfg):
+    """``cfg`` with optim.lr 1e38, set behind the config's back: load_config refuses it (lr <= 1), and the
+    weight guard must still hold when such a rate reaches the optimizer (e.g. a schedule or a Python caller)."""
+    object.__setattr__(cfg.optim, "lr", 1e38)
+    return cfg
+
+
 def test_nonfinite_names_nan_and_inf_but_not_huge_finite_values() -> None:
     big = torch.full((4,), 3e38)  # its 2-norm overflows: confirmed finite element-wise
     tensors = [torch.ones(3), torch.tensor([1.0, float("nan")]), big, torch.tensor([float("-inf")]), torch.arange(3)]
@@ -69,9 +76,9 @@ def test_snapshot_restore_undoes_a_nonfinite_update_exactly(first) -> None:
 
 
 def test_a_huge_learning_rate_never_reaches_disk(tmp_path, capsys) -> None:
-    """optim.lr=1e38 passes validation (finite); each update goes non-finite, is undone and skipped: the run
-    ends as diverged with nothing written (before: step 1 counted as good and final/ held NaN)."""
-    cfg = config(tmp_path, "optim.lr=1e38", "train.steps=2", "train.checkpoint_every=1", "train.max_bad_steps=5")
+    """An lr of 1e38 makes each update non-finite: undone and skipped, the run ends as diverged with nothing
+    written (before: step 1 counted as good and final/ held NaN)."""
+    cfg = with_huge_lr(config(tmp_path, "train.steps=2", "train.checkpoint_every=1", "train.max_bad_steps=5"))
     with pytest.raises(TrainingDivergedError, match=r"no step made an update: all 2 steps were skipped"):
         train(cfg, encoder=TinyEncoder(), examples=make_pairs(24))
     out = tmp_path / "run"
@@ -91,7 +98,7 @@ def test_an_optimizer_step_that_raises_on_overflow_is_undone(tmp_path, monkeypat
         return torch.optim.AdamW([{"params": params, "initial_lr": config.lr}], lr=config.lr, foreach=False)
 
     monkeypatch.setattr(loop, "build_optimizer", per_tensor)
-    cfg = config(tmp_path, "optim.lr=1e38", "train.steps=2")
+    cfg = with_huge_lr(config(tmp_path, "train.steps=2"))
     with pytest.raises(TrainingDivergedError, match="no step made an update"):
         train(cfg, encoder=TinyEncoder(), examples=make_pairs(24))
 

@@ -11,6 +11,8 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, TypeVar
 
+from torch import nn
+
 from contrastkit.data.examples import Example
 from contrastkit.data.mixture import MixtureSampler
 from contrastkit.data.perturb import perturbed_pairs, wikispan_pairs
@@ -78,7 +80,7 @@ def _load_tower(model: ModelConfig, key: str) -> Encoder:
     if model.kind == "cross":
         return _load_cross(model, key)
     try:
-        return load_encoder(
+        encoder = load_encoder(
             model.path,
             kind=model.kind,
             pooling=model.pooling,
@@ -90,6 +92,39 @@ def _load_tower(model: ModelConfig, key: str) -> Encoder:
         )
     except ModelFolderError as err:
         raise ConfigError(f"{key}.path", str(err)) from None
+    check_max_length(encoder, model.max_length, f"{key}.max_length")
+    return encoder
+
+
+def position_limit(encoder: Encoder) -> int | None:
+    """The most tokens ``encoder``'s transformer can embed, or None when it states no position limit.
+
+    A learned position table (``position_embeddings``, GPT-2's ``wpe``) gives
+    its size, less the ids a ``padding_idx`` offset skips (RoBERTa's positions
+    start at ``padding_idx + 1``); otherwise (rotary positions) the config's
+    ``max_position_embeddings``.
+    """
+    model = getattr(encoder, "model", None)
+    if not isinstance(model, nn.Module):
+        return None
+    for name, module in model.named_modules():
+        if isinstance(module, nn.Embedding) and name.rsplit(".", 1)[-1] in ("position_embeddings", "wpe"):
+            offset = 0 if module.padding_idx is None else module.padding_idx + 1
+            return module.num_embeddings - offset
+    config = getattr(model, "config", None)
+    text = config.get_text_config() if hasattr(config, "get_text_config") else config
+    positions = getattr(text, "max_position_embeddings", None)
+    return positions if isinstance(positions, int) and positions > 0 else None
+
+
+def check_max_length(encoder: Encoder, max_length: int | None, key: str) -> None:
+    """A ConfigError at ``key`` when ``max_length`` exceeds the loaded model's :func:`position_limit`
+    (at build time, before any run file is written: past it the forward fails mid-run)."""
+    limit = position_limit(encoder)
+    if max_length is not None and limit is not None and max_length > limit:
+        raise ConfigError(
+            key, f"{max_length} is more tokens than the model has positions for ({limit}); use <= {limit}"
+        )
 
 
 def _load_cross(model: ModelConfig, key: str) -> CrossEncoderModel:

@@ -17,6 +17,7 @@ the closest valid key (``optim.lrr: unknown key; did you mean 'optim.lr'?``).
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -50,6 +51,11 @@ __all__ = [
     "load_config",
 ]
 
+
+MAX_LR = 1.0
+"""The largest ``optim.lr`` / ``temperature_lr``: AdamW moves every weight by about lr per step, so 1 already
+destroys a model; larger values (``1e38``) are typing errors that would make every weight non-finite."""
+_DEVICE = re.compile(r"auto|cpu(?::0)?|cuda(?::[0-9]+)?|mps(?::0)?")
 
 _Format = Literal["jsonl", "csv", "tsv", "text", "parquet", "hf"]
 _Kind = Literal["sentence", "pair", "triplet", "graded", "labelled", "multilabel", "image_text"]
@@ -130,6 +136,7 @@ class DataConfig:
 
     def __post_init__(self) -> None:
         _check(self.batch_size >= 1, "batch_size", f"must be >= 1, got {self.batch_size}")
+        _check(self.seed >= 0, "seed", f"must be >= 0, got {self.seed}")
         _check(not (self.teacher and self.datasets), "teacher", "not with data.datasets (score each file first)")
         _check(self.teacher_cache is None or bool(self.teacher), "teacher_cache", "needs data.teacher")
         if not self.datasets:
@@ -171,6 +178,7 @@ class ViewsConfig:
     def __post_init__(self) -> None:
         _check(0 <= self.typo_rate <= 0.25, "typo_rate", f"must be in [0, 0.25], got {self.typo_rate}")
         _check(self.doc_lines >= 1, "doc_lines", f"must be >= 1, got {self.doc_lines}")
+        _check(self.seed >= 0, "seed", f"must be >= 0, got {self.seed}")
         lo, hi = self.span_words
         _check(1 <= lo <= hi, "span_words", f"expected 1 <= min <= max, got {list(self.span_words)}")
 
@@ -193,7 +201,7 @@ class ObjectiveConfig:
     hparams: dict[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
-        _check(self.temperature is None or self.temperature > 0, "temperature", "must be > 0")
+        _check(self.temperature is None or self.temperature > 0, "temperature", f"must be > 0, got {self.temperature}")
 
 
 @dataclass(frozen=True)
@@ -260,15 +268,22 @@ class OptimConfig:
     temperature_lr: float | None = None
 
     def __post_init__(self) -> None:
-        _check(self.lr > 0, "lr", f"must be > 0, got {self.lr}")
+        _check(0 < self.lr <= MAX_LR, "lr", f"must be in (0, {MAX_LR}], got {self.lr}")
         _check(self.weight_decay >= 0, "weight_decay", "must be >= 0")
         _check(all(0 <= b < 1 for b in self.betas), "betas", "must be in [0, 1)")
+        _check(self.eps >= 0, "eps", f"must be >= 0, got {self.eps}")
         _check(self.warmup_steps >= 0, "warmup_steps", "must be >= 0")
         _check(0 <= self.warmup_ratio <= 1, "warmup_ratio", "must be in [0, 1]")
+        _check(
+            not (self.warmup_steps and self.warmup_ratio),
+            "warmup_ratio",
+            f"conflicts with optim.warmup_steps={self.warmup_steps}: set one of them (the other 0)",
+        )
         _check(0 <= self.min_lr_ratio <= 1, "min_lr_ratio", "must be in [0, 1]")
         _check(self.grad_clip is None or self.grad_clip > 0, "grad_clip", "must be > 0 (or null to disable)")
         _check(self.grad_accumulation >= 1, "grad_accumulation", "must be >= 1")
-        _check(self.temperature_lr is None or self.temperature_lr > 0, "temperature_lr", "must be > 0")
+        tlr = self.temperature_lr
+        _check(tlr is None or 0 < tlr <= MAX_LR, "temperature_lr", f"must be in (0, {MAX_LR}], got {tlr}")
 
 
 @dataclass(frozen=True)
@@ -307,7 +322,12 @@ class TrainConfig:
         _check(self.log_every >= 1, "log_every", "must be >= 1")
         _check(self.eval_every is None or self.eval_every >= 1, "eval_every", "must be >= 1")
         _check(self.max_bad_steps >= 1, "max_bad_steps", "must be >= 1")
-        _check(self.device == "auto" or self.device.split(":")[0] in ("cpu", "cuda", "mps"), "device", "unknown")
+        _check(self.seed >= 0, "seed", f"must be >= 0, got {self.seed}")
+        _check(
+            _DEVICE.fullmatch(self.device) is not None,
+            "device",
+            f"unknown device {self.device!r}: expected auto, cpu, cuda, cuda:N or mps",
+        )
 
 
 @dataclass(frozen=True)
@@ -329,11 +349,35 @@ class Config:
 
 
 def load_config(path: str | Path | None = None, overrides: Sequence[str] = ()) -> Config:
-    """The :class:`Config` from defaults <- YAML file ``path`` (optional) <- ``overrides`` (``a.b=value``)."""
-    data = read_yaml(Path(path)) if path is not None else {}
+    """The :class:`Config` from defaults <- YAML file ``path`` (optional) <- ``overrides`` (``a.b=value``).
+
+    Every problem is reported at once, in one :class:`ConfigError`; a
+    problem with a key of the YAML file names the file and line
+    (``cfg.yaml:12: optim.lr: must be > 0, got -1.0``), one with a key set by
+    an override (or by neither) names the key only.
+    """
+    lines: dict[str, int] = {}
+    data = read_yaml(Path(path), lines) if path is not None else {}
+    overridden = []
     for override in overrides:
         apply_override(data, override)
-    return build(Config, data)
+        overridden.append(override.partition("=")[0].strip())
+    try:
+        return build(Config, data)
+    except ConfigError as err:
+        raise err.located(lambda key: _locate(key, path, lines, overridden)) from None
+
+
+def _locate(key: str, path: str | Path | None, lines: dict[str, int], overridden: Sequence[str]) -> str | None:
+    """``file:line`` of ``key`` (or of its nearest enclosing key) in the YAML file; None if an override set it."""
+    if path is None or any(key == o or key.startswith((f"{o}.", f"{o}[")) for o in overridden):
+        return None
+    probe = key
+    while probe:
+        if probe in lines:
+            return f"{path}:{lines[probe]}"
+        probe = probe[: max(probe.rfind("."), probe.rfind("["), 0)]
+    return None
 
 
 def config_dict(config: Config) -> dict[str, Any]:

@@ -8,6 +8,15 @@ from typing import Any, Literal
 from contrastkit.training.schema import require as _check
 
 
+def _poolings(kind: str) -> tuple[str, ...]:
+    """The poolings a model of ``kind`` reads (``auto``: any of them); imported on use (the encoders are heavy)."""
+    from contrastkit.encoders.pooling import POOLING_MODES
+    from contrastkit.encoders.prompt_template import DECODER_POOLINGS
+
+    found = {"text": POOLING_MODES, "decoder": DECODER_POOLINGS}
+    return tuple(dict.fromkeys((*POOLING_MODES, *DECODER_POOLINGS))) if kind == "auto" else found.get(kind, ())
+
+
 @dataclass(frozen=True)
 class LoraConfig:
     """LoRA adapters (``peft``, the ``lora`` extra) instead of training every weight (``model.lora``).
@@ -87,6 +96,15 @@ class ModelConfig:
 
     def __post_init__(self) -> None:
         _check(self.max_length is None or self.max_length > 0, "max_length", "must be > 0")
+        if self.pooling is not None:
+            poolings = _poolings(self.kind)
+            _check(
+                self.pooling in poolings,
+                "pooling",
+                f"unknown pooling {self.pooling!r} for kind {self.kind!r}; choose one of {', '.join(poolings)}"
+                if poolings
+                else f"does not apply to kind {self.kind!r}",
+            )
         _check(self.save_max_length is None or self.save_max_length > 0, "save_max_length", "must be > 0")
         for key in ("vision", "renderer", "augment"):
             _check(not getattr(self, key) or self.kind in ("pixel", "image"), key, "only for kind pixel or image")

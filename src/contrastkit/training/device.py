@@ -31,9 +31,19 @@ def resolve_device(name: str) -> torch.device:
         if torch.cuda.is_available():
             return torch.device("cuda", int(os.environ.get("LOCAL_RANK", 0)) % torch.cuda.device_count())
         return torch.device("cpu")
-    device = torch.device(name)
+    try:
+        device = torch.device(name)
+    except RuntimeError:
+        raise ConfigError("train.device", f"unknown device {name!r}: expected auto, cpu, cuda, cuda:N or mps") from None
+    if device.type == "cpu" and device.index not in (None, 0):
+        raise ConfigError("train.device", f"{name!r}: there is one CPU device (cpu or cpu:0)")
     if device.type == "cuda" and not torch.cuda.is_available():
         raise ConfigError("train.device", f"{name!r} requested but CUDA is not available")
+    if device.type == "cuda" and device.index is not None and device.index >= torch.cuda.device_count():
+        count = torch.cuda.device_count()
+        raise ConfigError(
+            "train.device", f"{name!r}: this machine has {count} CUDA device(s), cuda:0 to cuda:{count - 1}"
+        )
     if device.type == "mps" and not torch.backends.mps.is_available():
         raise ConfigError("train.device", f"{name!r} requested but MPS is not available")
     return device

@@ -10,38 +10,106 @@ YAML-safe data, so that ``build(T, to_plain(x)) == x``.
 
 No coercion beyond the safe ones: an int is accepted for a float field, a
 single scalar for a ``tuple[X, ...]`` field (as a one-element tuple) and a
-list for a tuple. ``True`` is not an int and ``"1"`` is not a number.
+list for a tuple. ``True`` is not an int and ``"1"`` is not a number. A
+float field takes finite numbers only (``.inf`` and ``.nan`` are refused).
+
+Problems are collected, not raised one by one: unknown keys, wrong types and
+every failed :func:`require` check of every section come back together in
+one :class:`ConfigError` (its ``errors``).
 """
 
 from __future__ import annotations
 
+import contextvars
 import dataclasses
 import difflib
+import math
 import types
 import typing
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import Any, Literal, TypeVar, Union
 
 T = TypeVar("T")
 
 
 class ConfigError(ValueError):
-    """A configuration problem; ``path`` is the dotted key (``optim.lr``) or ``""`` for the whole config."""
+    """A configuration problem; ``path`` is the dotted key (``optim.lr``) or ``""`` for the whole config.
 
-    def __init__(self, path: str, message: str) -> None:
+    ``where`` locates the key in a YAML file (``cfg.yaml:12``) when it came
+    from one. One ConfigError may carry several problems (``errors``, in the
+    order found; ``path`` and ``message`` are the first one's): :func:`build`
+    reports every problem of a config at once. A single problem reads
+    ``[where: ]path: message``; several read ``N problems in the config:``
+    and one such line each.
+    """
+
+    def __init__(self, path: str, message: str, *, where: str | None = None) -> None:
         self.path = path
         self.message = message
-        super().__init__(f"{path}: {message}" if path else message)
+        self.where = where
+        self.errors: tuple[ConfigError, ...] = (self,)
+        super().__init__(self._line())
+
+    def _line(self) -> str:
+        text = f"{self.path}: {self.message}" if self.path else self.message
+        return f"{self.where}: {text}" if self.where else text
+
+    def __str__(self) -> str:
+        if len(self.errors) == 1:
+            return self._line()
+        return f"{len(self.errors)} problems in the config:\n" + "\n".join(f"  {e._line()}" for e in self.errors)
+
+    @classmethod
+    def of(cls, errors: Sequence[ConfigError]) -> ConfigError:
+        """One error carrying every problem of ``errors`` (each may carry several); ``errors`` must not be empty."""
+        flat = [e for err in errors for e in err.errors]
+        if len(flat) == 1:
+            return flat[0]
+        combined = cls(flat[0].path, flat[0].message, where=flat[0].where)
+        combined.errors = tuple(flat)
+        combined.args = (str(combined),)
+        return combined
 
     def under(self, prefix: str) -> ConfigError:
-        """The same error with ``prefix`` prepended to its path."""
-        return ConfigError(_join(prefix, self.path), self.message)
+        """The same error(s) with ``prefix`` prepended to each path."""
+        return ConfigError.of([ConfigError(_join(prefix, e.path), e.message, where=e.where) for e in self.errors])
+
+    def located(self, locate: Callable[[str], str | None]) -> ConfigError:
+        """The same error(s), each without a ``where`` given ``locate(path)`` (e.g. ``cfg.yaml:12``, or None)."""
+        return ConfigError.of([ConfigError(e.path, e.message, where=e.where or locate(e.path)) for e in self.errors])
+
+
+_collected: contextvars.ContextVar[list[ConfigError] | None] = contextvars.ContextVar("_collected", default=None)
 
 
 def require(ok: bool, key: str, message: str) -> None:
-    """Raise :class:`ConfigError` at ``key`` with ``message`` unless ``ok`` (a section's own value checks)."""
-    if not ok:
+    """Raise :class:`ConfigError` at ``key`` with ``message`` unless ``ok`` (a section's own value checks).
+
+    While :func:`build` constructs a section the problem is recorded instead,
+    and the section's remaining checks run too, so that every problem is
+    reported at once.
+    """
+    if ok:
+        return
+    found = _collected.get()
+    if found is None:
         raise ConfigError(key, message)
+    found.append(ConfigError(key, message))
+
+
+def _construct(cls: type[T], values: dict[str, Any], path: str) -> T:
+    """``cls(**values)``, every :func:`require` problem of its checks (and a ConfigError it raises) under ``path``."""
+    found: list[ConfigError] = []
+    token = _collected.set(found)
+    try:
+        instance = cls(**values)
+    except ConfigError as err:
+        found.append(err)
+    finally:
+        _collected.reset(token)
+    if found:
+        raise ConfigError.of(found).under(path)
+    return instance
 
 
 def _join(prefix: str, key: str) -> str:
@@ -108,16 +176,23 @@ def build(cls: type[T], data: object, path: str = "", *, root: type | None = Non
         raise ConfigError(path, f"expected a mapping (section), got {_value_name(data)}")
     hints = typing.get_type_hints(cls)
     names = [f.name for f in dataclasses.fields(cls)]
-    for key in data:
-        if not isinstance(key, str) or key not in names:
-            raise ConfigError(_join(path, str(key)), "unknown key" + _suggest(str(key), names, path, root))
+    errors: list[ConfigError] = []
     values = {}
     for key, value in data.items():
-        values[key] = convert(hints[key], value, _join(path, key), root=root)
+        if not isinstance(key, str) or key not in names:
+            errors.append(ConfigError(_join(path, str(key)), "unknown key" + _suggest(str(key), names, path, root)))
+            continue
+        try:
+            values[key] = convert(hints[key], value, _join(path, key), root=root)
+        except ConfigError as err:
+            errors.append(err)  # the field keeps its default, so the section's own checks still run
     try:
-        return cls(**values)
+        instance = _construct(cls, values, path)
     except ConfigError as err:
-        raise err.under(path) from None
+        errors.append(err)
+    if errors:
+        raise ConfigError.of(errors)
+    return instance
 
 
 def _suggest(key: str, names: list[str], path: str, root: type) -> str:
@@ -162,7 +237,13 @@ def convert(tp: Any, value: object, path: str, *, root: type | None = None) -> A
             return value
     elif tp is float:
         if isinstance(value, int | float) and not isinstance(value, bool):
-            return float(value)
+            try:
+                number = float(value)
+            except OverflowError:
+                raise ConfigError(path, "must be a finite number, got an int beyond float range") from None
+            if not math.isfinite(number):
+                raise ConfigError(path, f"must be a finite number, got {_value_name(value)}")
+            return number
     elif tp is str:
         if isinstance(value, str):
             return value
@@ -175,6 +256,14 @@ def _convert_union(tp: Any, value: object, path: str, root: type | None) -> Any:
     args = typing.get_args(tp)
     if value is None and type(None) in args:
         return None
+    given = [a for a in args if a is not type(None)]
+    if len(given) == 1:  # ``X | None``: X's own message (``must be a finite number``, a sub-key's problem)
+        try:
+            return convert(given[0], value, path, root=root)
+        except ConfigError as err:
+            if err.path != path or not err.message.startswith("expected "):
+                raise
+        raise ConfigError(path, f"expected {type_name(tp)}, got {_value_name(value)}")
     errors = []
     for arg in args:
         if arg is type(None):

@@ -43,12 +43,47 @@ def load_yaml(text: str) -> Any:
     return yaml.load(text, Loader=_Loader)
 
 
-def read_yaml(path: Path) -> dict[str, Any]:
-    """The mapping in YAML file ``path`` ({} for an empty file); ConfigError with the line for bad YAML."""
+def key_lines(text: str) -> dict[str, int]:
+    """The 1-based line of every key of YAML ``text``, by dotted path (``optim.lr``, ``data.train[1]``).
+
+    Keys of mappings inside lists are ``a[0].b``. Text that is not valid
+    YAML gives {} (:func:`read_yaml` reports it).
+    """
+    try:
+        root = yaml.compose(text, Loader=_Loader)
+    except yaml.YAMLError:
+        return {}
+    lines: dict[str, int] = {}
+
+    def walk(node: yaml.Node, path: str) -> None:
+        if isinstance(node, yaml.MappingNode):
+            for key, value in node.value:
+                child = f"{path}.{key.value}" if path else str(key.value)
+                lines.setdefault(child, key.start_mark.line + 1)
+                walk(value, child)
+        elif isinstance(node, yaml.SequenceNode):
+            for i, item in enumerate(node.value):
+                lines.setdefault(f"{path}[{i}]", item.start_mark.line + 1)
+                walk(item, f"{path}[{i}]")
+
+    if root is not None:
+        walk(root, "")
+    return lines
+
+
+def read_yaml(path: Path, lines: dict[str, int] | None = None) -> dict[str, Any]:
+    """The mapping in YAML file ``path`` ({} for an empty file); ConfigError with the line for bad YAML.
+
+    ``lines``, when given, is filled with the line of every key (:func:`key_lines`).
+    """
     try:
         text = path.read_text(encoding="utf-8")
     except OSError as err:
         raise ConfigError("", f"cannot read config file {str(path)!r}: {err.strerror or err}") from None
+    except UnicodeDecodeError as err:
+        raise ConfigError("", f"config file {str(path)!r} is not UTF-8 text (byte {err.start})") from None
+    if lines is not None:
+        lines.update(key_lines(text))
     try:
         data = load_yaml(text)
     except yaml.YAMLError as err:
