@@ -51,7 +51,12 @@ from contrastkit.encoders.io import (
 )
 
 Activation = Literal["identity", "relu", "gelu", "tanh"]
-ACTIVATIONS: dict[str, type[nn.Module]] = {"identity": nn.Identity, "relu": nn.ReLU, "gelu": nn.GELU, "tanh": nn.Tanh}
+ACTIVATIONS: dict[Activation, type[nn.Module]] = {
+    "identity": nn.Identity,
+    "relu": nn.ReLU,
+    "gelu": nn.GELU,
+    "tanh": nn.Tanh,
+}
 """Activation name -> module class; saved by its import path (``torch.nn.modules.activation.ReLU``)."""
 
 
@@ -119,6 +124,16 @@ class DenseLayer(nn.Module):
         return ModuleWriter("Dense", write)
 
 
+def dense_layers(stack: nn.Module) -> list[DenseLayer]:
+    """The :class:`DenseLayer` children of a head (an :class:`MLP` or a ``Sequential`` of them), in order."""
+    layers: list[DenseLayer] = []
+    for layer in stack.children():
+        if not isinstance(layer, DenseLayer):
+            raise TypeError(f"a head holds DenseLayer modules only, found {type(layer).__name__}")
+        layers.append(layer)
+    return layers
+
+
 class MLP(nn.Sequential):
     """``Linear -> activation`` layers of widths ``dims`` from ``in_dim``; the last layer is linear only."""
 
@@ -136,7 +151,7 @@ class MLP(nn.Sequential):
 
     @property
     def out_dim(self) -> int:
-        return self[-1].linear.out_features
+        return dense_layers(self)[-1].linear.out_features
 
 
 class ProjectionHead(SavableEncoder):
@@ -166,8 +181,9 @@ class ProjectionHead(SavableEncoder):
         self.head = (
             nn.Sequential(*layers) if layers is not None else MLP(base.dim, dims, activation=activation, bias=bias)
         )
-        if self.head[0].linear.in_features != base.dim:
-            raise ValueError(f"the head takes {self.head[0].linear.in_features}-d inputs but the base gives {base.dim}")
+        in_features = dense_layers(self.head)[0].linear.in_features
+        if in_features != base.dim:
+            raise ValueError(f"the head takes {in_features}-d inputs but the base gives {base.dim}")
         self.prompts = base.prompts  # one dict, shared with the base
         if isinstance(base, SavableEncoder):
             self.default_prompt_name = base.default_prompt_name
@@ -175,7 +191,7 @@ class ProjectionHead(SavableEncoder):
 
     @property
     def dim(self) -> int:
-        return self.head[-1].linear.out_features
+        return dense_layers(self.head)[-1].linear.out_features
 
     def tokenize(self, texts: Sequence[str], *, prompt: str | None = None) -> Features:
         return self.base.tokenize(texts, prompt=prompt)
@@ -187,7 +203,7 @@ class ProjectionHead(SavableEncoder):
     def st_modules(self) -> list[ModuleWriter]:
         if not isinstance(self.base, SavableEncoder):
             raise TypeError(f"cannot save a head on {type(self.base).__name__}: its base is not savable")
-        modules = [*self.base.st_modules(), *(layer.writer() for layer in self.head)]
+        modules = [*self.base.st_modules(), *(layer.writer() for layer in dense_layers(self.head))]
         return [*modules, normalize_writer()] if self.normalize else modules
 
     def extra_json(self) -> dict[str, Any]:
@@ -229,7 +245,7 @@ class MultiHead(Encoder):
 
     @property
     def head_dim(self) -> int:
-        return self.heads[0].out_dim
+        return dense_layers(self.heads[0])[-1].linear.out_features
 
     @property
     def dim(self) -> int:
@@ -260,7 +276,7 @@ class MultiHead(Encoder):
             return
         if not 0 <= head < self.num_heads:
             raise IndexError(f"head {head} out of range for {self.num_heads} heads")
-        modules = [*self.base.st_modules(), *(layer.writer() for layer in self.heads[head])]
+        modules = [*self.base.st_modules(), *(layer.writer() for layer in dense_layers(self.heads[head]))]
         if self.normalize:
             modules.append(normalize_writer())
         write_st_folder(
