@@ -38,7 +38,15 @@ from typing import Any
 import yaml
 
 from contrastkit.evaluation.cache import EmbeddingCache
-from contrastkit.evaluation.tasks import EvalOptions, TaskResult, get_task, load_task_data, run_task, task_names
+from contrastkit.evaluation.tasks import (
+    EvalOptions,
+    TaskResult,
+    check_params,
+    get_task,
+    load_task_data,
+    run_task,
+    task_names,
+)
 
 
 def add_parser(commands: argparse._SubParsersAction) -> None:
@@ -104,6 +112,7 @@ def run(args: argparse.Namespace) -> int:
         raise ValueError(f"--batch-size must be >= 1, got {args.batch_size}")
     spec = get_task(args.task)
     params = parse_options(args.option)
+    check_params(spec.name, params)  # before the data and the model: list the valid options
     _check_outputs(args)  # before the data and the model are read
     split = args.split or spec.default_split
     loaded = load_task_data(spec.name, args.data, split)  # a malformed folder stops here, nothing written

@@ -294,14 +294,17 @@ def _run_visual_sts(encoder: Any, data: Any, options: Any) -> tuple[dict[str, fl
     return result.metrics, result
 
 
+_SPLIT_OPTIONS = ("limit", "test_fraction", "split_seed")  # read by _dataset
 _IMAGE_TASKS = (
     ("visual-sts", "Spearman of cosine of rendered sentence pairs (pixel encoder; text model side by side)",
-     _load_sts, _run_visual_sts),
+     _load_sts, _run_visual_sts, ("text_model", "renderer")),
     ("image-classification", "linear probe (16-shot x 5) and kNN accuracy on digits / MNIST", _load_images,
-     _run_image_classification),
-    ("image-clustering", "MiniBatchKMeans NMI on digits / MNIST", _load_images, _run_image_clustering),
-    ("zero-shot-classification", "image vs class-name prompt cosine on digits / MNIST", _load_images, _run_zero_shot),
+     _run_image_classification, (*_SPLIT_OPTIONS, "methods", "k", "n_shot", "n_experiments", "max_iter", "seed")),
+    ("image-clustering", "MiniBatchKMeans NMI on digits / MNIST", _load_images, _run_image_clustering,
+     (*_SPLIT_OPTIONS, "kmeans_batch_size", "seed")),
+    ("zero-shot-classification", "image vs class-name prompt cosine on digits / MNIST", _load_images, _run_zero_shot,
+     (*_SPLIT_OPTIONS, "text_model", "template", "prompt_name")),
 )  # fmt: skip
-for _name, _description, _load, _run in _IMAGE_TASKS:
+for _name, _description, _load, _run, _options in _IMAGE_TASKS:
     if _name not in task_names():
-        register_task(TaskSpec(_name, _description, _load, _run))
+        register_task(TaskSpec(_name, _description, _load, _run, options=_options))

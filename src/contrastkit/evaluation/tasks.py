@@ -103,7 +103,8 @@ class TaskSpec:
     """A task type: ``load(folder, split) -> data``, ``run(encoder, data, options) -> (metrics, details)``.
 
     ``load_model(path, max_length=...)`` loads the model the task scores; None means a bi-encoder
-    (:func:`contrastkit.encoders.load_encoder`).
+    (:func:`contrastkit.encoders.load_encoder`). ``options`` names the task-specific
+    ``EvalOptions.params`` its runner takes (``contrastkit eval --option``); None leaves them unchecked.
     """
 
     name: str
@@ -112,9 +113,19 @@ class TaskSpec:
     run: Runner
     default_split: str = "test"
     load_model: ModelLoader | None = None
+    options: tuple[str, ...] | None = None
 
 
 TASKS: dict[str, TaskSpec] = {}
+
+
+def check_params(task: str, params: Mapping[str, Any]) -> None:
+    """ValueError naming the unknown keys of ``params`` for ``task`` and listing its valid options."""
+    spec = get_task(task)
+    unknown = sorted(set(params) - set(spec.options)) if spec.options is not None else []
+    if unknown:
+        valid = ", ".join(spec.options) if spec.options else "none (it takes no options)"
+        raise ValueError(f"task {spec.name}: unknown option(s) {', '.join(unknown)}; valid options: {valid}")
 
 
 def register_task(spec: TaskSpec) -> TaskSpec:
@@ -161,6 +172,7 @@ def run_task(
     options = options or EvalOptions()
     if options.batch_size < 1:
         raise ValueError(f"batch_size must be >= 1, got {options.batch_size}")
+    check_params(spec.name, options.params)
     split = split or spec.default_split
     if loaded is None:
         loaded = load_task_data(spec.name, data, split)
@@ -355,15 +367,20 @@ def _rerank_first_stage(data: Any, params: Mapping[str, Any], options: EvalOptio
 
 
 _BUILTIN = (
-    ("sts", "Spearman/Pearson of cosine vs gold similarity scores", _load_sts, _run_sts),
-    ("retrieval", "exact cosine search on a BEIR folder: nDCG, MRR, recall, MAP", _load_beir, _run_retrieval),
-    ("reasoning", "RAR-b: full retrieval and multiple choice, +/- instruction", _load_reasoning, _run_reasoning),
-    ("classification", "logistic-regression and kNN probes", _load_classification, _run_classification),
-    ("clustering", "V-measure of k-means with k = number of labels", _load_labelled, _run_clustering),
-    ("pair-classification", "average precision of cosine for labelled pairs", _load_pairs, _run_pair_classification),
-)
-for _name, _description, _load, _run in _BUILTIN:
-    register_task(TaskSpec(_name, _description, _load, _run))
+    ("sts", "Spearman/Pearson of cosine vs gold similarity scores", _load_sts, _run_sts, ()),
+    ("retrieval", "exact cosine search on a BEIR folder: nDCG, MRR, recall, MAP", _load_beir, _run_retrieval,
+     ("k_values",)),
+    ("reasoning", "RAR-b: full retrieval and multiple choice, +/- instruction", _load_reasoning, _run_reasoning,
+     ("instruction", "task", "instruction_text", "multiple_choice", "k_values")),
+    ("classification", "logistic-regression and kNN probes", _load_classification, _run_classification,
+     ("methods", "k", "samples_per_label", "n_experiments", "max_iter", "seed")),
+    ("clustering", "V-measure of k-means with k = number of labels", _load_labelled, _run_clustering,
+     ("n_init", "seed")),
+    ("pair-classification", "average precision of cosine for labelled pairs", _load_pairs, _run_pair_classification,
+     ()),
+)  # fmt: skip
+for _name, _description, _load, _run, _options in _BUILTIN:
+    register_task(TaskSpec(_name, _description, _load, _run, options=_options))
 register_task(
     TaskSpec(
         "rerank",
@@ -371,5 +388,6 @@ register_task(
         _load_beir,
         _run_rerank,
         load_model=_load_cross_encoder,
+        options=("first_stage", "run", "top_k", "alpha", "save_run"),
     )
 )
