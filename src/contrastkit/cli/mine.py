@@ -19,9 +19,16 @@ from __future__ import annotations
 import argparse
 import sys
 import warnings
+from collections.abc import Callable
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from contrastkit.mining.filters import DEFAULT_RELATIVE_MARGIN
+
+if TYPE_CHECKING:
+    from torch import Tensor
+
+    from contrastkit.data.teacher import ScoreCache
 
 
 def add_parser(commands: argparse._SubParsersAction) -> None:
@@ -183,7 +190,9 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
-def _rescorer(args: argparse.Namespace, folder: str):  # type: ignore[no-untyped-def]
+def _rescorer(
+    args: argparse.Namespace, folder: str
+) -> tuple[Callable[[list[tuple[str, str]]], Tensor], ScoreCache | None]:
     """(pairs -> scores of the teacher in ``folder``, its score cache or None); FileNotFoundError for a bad folder."""
     from contrastkit.data.teacher import ScoreCache, load_teacher
     from contrastkit.encoders import ModelFolderError

@@ -50,15 +50,20 @@ class PairScorer(Protocol):
     def score(self, pairs: Sequence[Pair], batch_size: int = 32) -> Tensor: ...
 
 
+class TextEmbedder(Protocol):
+    """What :class:`BiEncoderTeacher` needs of an encoder: a contrastkit :class:`~contrastkit.encoders.base.Encoder`."""
+
+    def encode(self, texts: Sequence[str], *, batch_size: int = 64, prompt_name: str | None = None) -> Tensor: ...
+
+
 class BiEncoderTeacher:
     """A bi-encoder as a teacher: the cosine of the query's and the document's embeddings.
 
-    ``encoder`` has ``encode(texts, batch_size=, prompt_name=)`` (a contrastkit
-    :class:`~contrastkit.encoders.base.Encoder`); its ``query`` / ``document``
-    prompts are used when it has them. Each distinct text is encoded once.
+    ``encoder``'s ``query`` / ``document`` prompts (its ``prompts`` attribute)
+    are used when it has them. Each distinct text is encoded once.
     """
 
-    def __init__(self, encoder: object) -> None:
+    def __init__(self, encoder: TextEmbedder) -> None:
         self.encoder = encoder
 
     def score(self, pairs: Sequence[Pair], batch_size: int = 32) -> Tensor:
@@ -159,11 +164,10 @@ class ScoreCache:
         keys = [pair_key(p) for p in pairs]
         missing = list({k: p for k, p in zip(keys, pairs, strict=True) if k not in self._scores}.items())
         if missing:
-            values = teacher.score([p for _, p in missing], batch_size=batch_size).float()
-            if values.shape != (len(missing),):
-                raise ValueError(f"the teacher returned scores of shape {tuple(values.shape)} for {len(missing)} pairs")
-            values = values.tolist()
-            self._scores.update((k, v) for (k, _), v in zip(missing, values, strict=True))
+            new = teacher.score([p for _, p in missing], batch_size=batch_size).float()
+            if new.shape != (len(missing),):
+                raise ValueError(f"the teacher returned scores of shape {tuple(new.shape)} for {len(missing)} pairs")
+            self._scores.update((k, v) for (k, _), v in zip(missing, new.tolist(), strict=True))
             self.computed += len(missing)
             self._dirty = True
             if save:

@@ -228,7 +228,7 @@ def mine(
     negatives, negative_scores = select(data, config, found, positive_scores)
     seconds["select"] = time.perf_counter() - t
     seconds["total"] = time.perf_counter() - start
-    quality = summarize(positive_scores, negative_scores)
+    quality: dict[str, Any] = summarize(positive_scores, negative_scores)
     quality["judge"] = "rescorer" if rescorer is not None else config.method  # whose scores the estimates use
     quality["queries"] = len(data.queries)
     quality["queries_short"] = sum(len(n) < config.num_negatives for n in negatives)
@@ -258,7 +258,7 @@ def to_records(
             continue
         texts = [data.corpus[d] for d in negs]
         for j, p in enumerate(data.positives[q]):
-            record = {
+            record: dict[str, Any] = {
                 "anchor": data.queries[q],
                 "positive": data.corpus[p],
                 "negative": texts,

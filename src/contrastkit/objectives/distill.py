@@ -71,24 +71,22 @@ class TeacherTargets(Targets):
 
     def __post_init__(self) -> None:
         super().__post_init__()
-        given = [getattr(self, f) is not None for f in GROUP_FIELDS]
-        if any(given) and not all(given):
-            raise ValueError(f"TeacherTargets: {', '.join(GROUP_FIELDS)} must be given together")
-        if not all(given):
+        index, score, positive = self.group_index, self.group_score, self.group_positive
+        if index is None or score is None or positive is None:
+            if not (index is None and score is None and positive is None):
+                raise ValueError(f"TeacherTargets: {', '.join(GROUP_FIELDS)} must be given together")
             return
-        index = self.group_index
-        if index.dim() != 2 or index.shape[0] != self.num_rows:
-            raise ValueError(
-                f"TeacherTargets.group_index: expected (A, G) with A={self.num_rows}, got {tuple(index.shape)}"
-            )
-        for name in GROUP_FIELDS[1:]:
-            if tuple(getattr(self, name).shape) != tuple(index.shape):
+        rows, cols = self.shape
+        if index.dim() != 2 or index.shape[0] != rows:
+            raise ValueError(f"TeacherTargets.group_index: expected (A, G) with A={rows}, got {tuple(index.shape)}")
+        for name, value in (("group_score", score), ("group_positive", positive)):
+            if tuple(value.shape) != tuple(index.shape):
                 raise ValueError(f"TeacherTargets.{name}: shape must equal group_index's {tuple(index.shape)}")
-        if index.numel() and (int(index.max()) >= self.num_cols or int(index.min()) < -1):
-            raise ValueError(f"TeacherTargets.group_index: column indices must lie in [-1, {self.num_cols})")
-        if self.group_positive.dtype != torch.bool:
-            raise ValueError(f"TeacherTargets.group_positive: expected a bool tensor, got {self.group_positive.dtype}")
-        if not bool(torch.isfinite(self.group_score[index >= 0]).all()):
+        if index.numel() and (int(index.max()) >= cols or int(index.min()) < -1):
+            raise ValueError(f"TeacherTargets.group_index: column indices must lie in [-1, {cols})")
+        if positive.dtype != torch.bool:
+            raise ValueError(f"TeacherTargets.group_positive: expected a bool tensor, got {positive.dtype}")
+        if not bool(torch.isfinite(score[index >= 0]).all()):
             raise ValueError("TeacherTargets.group_score: teacher scores must be finite")
 
     @classmethod
@@ -135,13 +133,16 @@ def group_logits(L: Tensor, targets: Targets) -> tuple[Tensor, Tensor, Tensor, T
 
     None when ``targets`` carry no groups. Padding entries hold 0.
     """
-    if not isinstance(targets, TeacherTargets) or targets.group_index is None:
+    if not isinstance(targets, TeacherTargets):
         return None
-    index = targets.group_index.to(L.device)
+    index, score, positive = targets.group_index, targets.group_score, targets.group_positive
+    if index is None or score is None or positive is None:
+        return None
+    index = index.to(L.device)
     member = index >= 0
     student = L.gather(1, index.clamp(min=0)).masked_fill(~member, 0.0)
-    teacher = targets.group_score.to(device=L.device, dtype=L.dtype).masked_fill(~member, 0.0)
-    return student, teacher, targets.group_positive.to(L.device) & member, member
+    teacher = score.to(device=L.device, dtype=L.dtype).masked_fill(~member, 0.0)
+    return student, teacher, positive.to(L.device) & member, member
 
 
 class _Distill(MatrixObjective):
