@@ -19,9 +19,10 @@ from contrastkit.data.perturb import perturbed_pairs, wikispan_pairs
 from contrastkit.data.readers import load_examples
 from contrastkit.data.render import Augment, Renderer
 from contrastkit.data.sampler import BatchSampler
-from contrastkit.encoders import DualEncoder, ModelFolderError, load_encoder
+from contrastkit.encoders import DecoderEncoder, DualEncoder, ModelFolderError, TextEncoder, load_encoder
 from contrastkit.encoders.base import Encoder
 from contrastkit.encoders.cross import CrossEncoderModel, load_cross_encoder
+from contrastkit.encoders.heads import ProjectionHead
 from contrastkit.encoders.pixel import (
     ImageEncoder,
     PixelEncoder,
@@ -63,8 +64,8 @@ def set_save_max_length(encoder: Encoder, length: int, key: str) -> None:
     A ConfigError at ``key`` when the encoder saves no length (static, pixel,
     image) or ``length`` exceeds the model's position embeddings.
     """
-    inner = getattr(encoder, "base", encoder)  # ProjectionHead keeps its transformer in .base
-    if not hasattr(inner, "save_max_length"):
+    inner = encoder.base if isinstance(encoder, ProjectionHead) else encoder
+    if not isinstance(inner, TextEncoder | DecoderEncoder):
         raise ConfigError(key, f"a {type(inner).__name__} has no token length to save (text and decoder models only)")
     positions = getattr(inner.model.config.get_text_config(), "max_position_embeddings", None)
     if isinstance(positions, int) and length > positions:

@@ -162,7 +162,7 @@ def _model_section(config: Config, settings: dict[str, Any]) -> list[str]:
 def _training_section(facts: CardFacts) -> list[str]:
     cfg = facts.config
     obj, optim, data = cfg.objective, cfg.optim, cfg.data
-    hparams = {"temperature": obj.temperature, "learnable_temperature": obj.learnable_temperature}
+    hparams: dict[str, Any] = {"temperature": obj.temperature, "learnable_temperature": obj.learnable_temperature}
     hparams |= {"similarity": obj.similarity, **obj.hparams}
     shown = ", ".join(f"{k}={v}" for k, v in hparams.items() if v is not None)
     schedule = f"{optim.schedule}, warmup " + (
