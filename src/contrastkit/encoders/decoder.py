@@ -53,7 +53,7 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 from torch import Tensor
-from transformers import AutoModel, AutoModelForCausalLM, PreTrainedModel, PreTrainedTokenizerBase
+from transformers import AutoModel, AutoModelForCausalLM, GenerationMixin, PreTrainedModel, PreTrainedTokenizerBase
 
 from contrastkit.encoders.base import Features
 from contrastkit.encoders.io import (
@@ -69,8 +69,8 @@ from contrastkit.encoders.io import (
     read_json,
     write_json,
 )
-from contrastkit.encoders.pooling import pool
-from contrastkit.encoders.prompt_template import PromptTemplate, Rendered, truncate_text
+from contrastkit.encoders.pooling import PoolingMode, pool
+from contrastkit.encoders.prompt_template import DecoderPooling, PromptTemplate, Rendered, truncate_text
 from contrastkit.encoders.text import inference_length, read_transformer_config, write_transformer
 
 
@@ -172,7 +172,7 @@ class DecoderEncoder(SavableEncoder):
         path: str | Path,
         template: PromptTemplate | str | None = None,
         *,
-        pooling: str | None = None,
+        pooling: DecoderPooling | None = None,
         normalize: bool | None = None,
         max_length: int | None = None,
         prompts: dict[str, str] | None = None,
@@ -194,8 +194,10 @@ class DecoderEncoder(SavableEncoder):
             except (TypeError, ValueError) as err:
                 raise ModelFolderError(f"{folder / DECODER_FILE}: bad template ({err})") from None
         resolved = PromptTemplate.preset(template) if isinstance(template, str) else template
-        overrides = {"pooling": pooling, "normalize": normalize}
-        resolved = dataclasses.replace(resolved, **{k: v for k, v in overrides.items() if v is not None})
+        if pooling is not None:
+            resolved = dataclasses.replace(resolved, pooling=pooling)
+        if normalize is not None:
+            resolved = dataclasses.replace(resolved, normalize=normalize)
         auto_class = AutoModelForCausalLM if resolved.generate else AutoModel
         cfg = read_transformer_config(folder)
         return cls(
@@ -275,6 +277,8 @@ class DecoderEncoder(SavableEncoder):
         if key in self.cache:
             return self.cache.get(key)
         t = self.template
+        model = self.model
+        assert isinstance(model, GenerationMixin), "the constructor checked model.can_generate()"
         inputs = self.tokenizer(rendered.text, add_special_tokens=not self.template.uses_chat, return_tensors="pt")
         inputs = {k: v.to(self.model.device) for k, v in inputs.items()}
         greedy = {"do_sample": False}
@@ -284,8 +288,9 @@ class DecoderEncoder(SavableEncoder):
         self.model.eval()
         try:
             with torch.random.fork_rng(devices=devices):
-                torch.manual_seed(int.from_bytes(hashlib.sha256(f"{self.seed}:{key}".encode()).digest()[:8]) >> 1)
-                out = self.model.generate(
+                digest = hashlib.sha256(f"{self.seed}:{key}".encode()).digest()
+                torch.manual_seed(int.from_bytes(digest[:8], "big") >> 1)
+                out = model.generate(
                     **inputs,
                     max_new_tokens=t.max_new_tokens,
                     pad_token_id=self.tokenizer.pad_token_id,
@@ -294,7 +299,9 @@ class DecoderEncoder(SavableEncoder):
         finally:
             self.model.train(was_training)
         new = out[0, inputs["input_ids"].shape[1] :]
-        result = Rationale(self.tokenizer.decode(new, skip_special_tokens=True), int(new.numel()))
+        text = self.tokenizer.decode(new, skip_special_tokens=True)
+        assert isinstance(text, str), "one sequence decodes to one string"
+        result = Rationale(text, int(new.numel()))
         self.cache.put(key, result)
         return result
 
@@ -318,13 +325,13 @@ class DecoderEncoder(SavableEncoder):
         hidden = self.model.base_model(
             input_ids=ids, attention_mask=attention, position_ids=positions
         ).last_hidden_state
-        mode = "last" if self.template.pooling == "last" else "mean"
+        mode: PoolingMode = "last" if self.template.pooling == "last" else "mean"
         out = pool(hidden, features["pool_mask"].to(device), mode)
         return F.normalize(out, dim=-1) if self.normalize else out
 
     def st_modules(self) -> list[ModuleWriter]:
         config = {"max_seq_length": self.save_max_length, "do_lower_case": False}
-        mode = "last" if self.template.pooling == "last" else "mean"
+        mode: PoolingMode = "last" if self.template.pooling == "last" else "mean"
         modules = [
             ModuleWriter("Transformer", lambda folder: write_transformer(folder, self.model, self.tokenizer, config)),
             ModuleWriter("Pooling", lambda folder: write_json(folder / "config.json", pooling_config(mode, self.dim))),
