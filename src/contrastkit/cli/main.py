@@ -38,6 +38,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
         "contrastkit.cli.analyze",
     ),
     "export": ("export a saved model to ONNX (and int8) for sentence-transformers' backend", "contrastkit.cli.export"),
+    "merge": ("merge fine-tuned checkpoints (uniform, task-arithmetic, ties, delta-guided)", "contrastkit.cli.merge"),
 }
 
 # Commands whose encodes report progress on stderr (training reports through its own progress line).
