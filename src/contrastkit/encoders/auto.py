@@ -25,6 +25,7 @@ problem.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
@@ -46,8 +47,8 @@ from contrastkit.encoders.io import (
 )
 from contrastkit.encoders.perception_io import is_perception_folder
 from contrastkit.encoders.pixel import load_perception_encoder
-from contrastkit.encoders.pooling import PoolingMode
-from contrastkit.encoders.prompt_template import PromptTemplate
+from contrastkit.encoders.pooling import POOLING_MODES, PoolingMode, choose_pooling
+from contrastkit.encoders.prompt_template import DECODER_POOLINGS, PromptTemplate
 from contrastkit.encoders.static import StaticEncoder
 from contrastkit.encoders.text import TextEncoder
 
@@ -187,7 +188,7 @@ def _load_base(
         return DecoderEncoder.from_folder(
             where,
             template,
-            pooling=pooling,
+            pooling=None if pooling is None else choose_pooling(pooling, DECODER_POOLINGS),
             normalize=normalize,
             max_length=max_length,
             prompts=prompts,
@@ -195,7 +196,7 @@ def _load_base(
         )
     text = TextEncoder.from_folder(
         where,
-        pooling=_saved_pooling(stack) if pooling is None else pooling,
+        pooling=_saved_pooling(stack) if pooling is None else choose_pooling(pooling, POOLING_MODES),
         normalize=normalize is not False,
         max_length=max_length,
         prompts=prompts,
@@ -207,7 +208,11 @@ def _load_base(
 
 
 def _load_dual(
-    root: Path, kind: EncoderKind, given: dict[str, object], prompts: dict[str, str] | None, trust_remote_code: bool
+    root: Path,
+    kind: EncoderKind,
+    given: Mapping[str, object],
+    prompts: dict[str, str] | None,
+    trust_remote_code: bool,
 ) -> DualEncoder:
     """A saved :class:`DualEncoder` (``anchor/``, ``candidate/``, ``contrastkit_dual.json``), towers as saved.
 
@@ -217,10 +222,10 @@ def _load_dual(
     """
     set_args = sorted(name for name, value in given.items() if value is not None)
     if kind != "auto" or set_args:
-        given = [f"kind={kind!r}"] if kind != "auto" else []
+        named = [f"kind={kind!r}"] if kind != "auto" else []
         raise ModelFolderError(
             f"{root}: a dual-encoder folder loads each tower as it was saved; "
-            f"{', '.join(given + set_args)} cannot apply to both towers (load {root}/anchor or /candidate alone)"
+            f"{', '.join(named + set_args)} cannot apply to both towers (load {root}/anchor or /candidate alone)"
         )
     meta = read_json(root / DUAL_FILE)
     if not isinstance(meta, dict) or meta.get("anchor") != "anchor" or meta.get("candidate") != "candidate":
@@ -233,7 +238,11 @@ def _load_dual(
 
 
 def _load_perception(
-    root: Path, kind: EncoderKind, given: dict[str, object], normalize: bool | None, prompts: dict[str, str] | None
+    root: Path,
+    kind: EncoderKind,
+    given: Mapping[str, object],
+    normalize: bool | None,
+    prompts: dict[str, str] | None,
 ) -> Encoder:
     """A saved pixel / image encoder; text-only arguments (kind, pooling, max_length, template) are refused."""
     set_args = sorted(name for name, value in given.items() if value is not None)

@@ -22,13 +22,14 @@ float32 and returned in their own dtype.
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Literal
+from typing import Literal, TypeVar
 
 import torch
 from torch import Tensor
 
 PoolingMode = Literal["mean", "cls", "last", "weighted_mean"]
 POOLING_MODES: tuple[PoolingMode, ...] = ("mean", "cls", "last", "weighted_mean")
+ModeT = TypeVar("ModeT", bound=str)
 
 
 def _acc_dtype(x: Tensor) -> torch.dtype:
@@ -77,8 +78,15 @@ _POOLERS: dict[str, Callable[[Tensor, Tensor], Tensor]] = {
 
 def check_pooling(mode: str, allowed: tuple[str, ...] = POOLING_MODES) -> None:
     """Raise a ValueError naming the allowed modes when ``mode`` is not one of them."""
-    if mode not in allowed:
-        raise ValueError(f"unknown pooling {mode!r}; choose one of {', '.join(allowed)}")
+    choose_pooling(mode, allowed)
+
+
+def choose_pooling(mode: str, allowed: tuple[ModeT, ...]) -> ModeT:
+    """``mode`` as the member of ``allowed`` it equals (typed as that tuple's literal), else a ValueError."""
+    for choice in allowed:
+        if mode == choice:
+            return choice
+    raise ValueError(f"unknown pooling {mode!r}; choose one of {', '.join(allowed)}")
 
 
 def pool(hidden: Tensor, mask: Tensor, mode: PoolingMode) -> Tensor:
