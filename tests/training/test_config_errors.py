@@ -148,3 +148,16 @@ def test_position_limit_counts_a_padding_offset_and_falls_back_to_the_config() -
     rotary.config = BertConfig(max_position_embeddings=128)  # no position table: the config's limit
     assert position_limit(Holder(rotary)) == 128
     assert position_limit(torch.nn.Linear(2, 2)) is None  # not a transformer encoder
+
+
+def test_curriculum_problems_name_the_file_and_line_of_the_stage_key(tmp_path) -> None:
+    from contrastkit.training.curriculum import load_curriculum
+
+    path = tmp_path / "cur.yaml"
+    path.write_text("model: {path: m}\noptim:\n  lr: 0.5\nstages:\n  - name: a\n    optim:\n      lr: 7\n")
+    with pytest.raises(ConfigError) as info:
+        load_curriculum(path)
+    assert str(info.value) == f"{path}:7: stages[0].optim.lr: must be in (0, 1.0], got 7.0"
+    path.write_text("model: {path: m}\noptim:\n  lr: 5\nstages:\n  - name: a\n")  # a shared key: its own line
+    with pytest.raises(ConfigError, match=rf"^{path}:3: optim.lr: must be in"):
+        load_curriculum(path)

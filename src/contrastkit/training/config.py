@@ -365,18 +365,32 @@ def load_config(path: str | Path | None = None, overrides: Sequence[str] = ()) -
     try:
         return build(Config, data)
     except ConfigError as err:
-        raise err.located(lambda key: _locate(key, path, lines, overridden)) from None
+        raise err.located(lambda key: yaml_location(key, path, lines, overridden)) from None
 
 
-def _locate(key: str, path: str | Path | None, lines: dict[str, int], overridden: Sequence[str]) -> str | None:
-    """``file:line`` of ``key`` (or of its nearest enclosing key) in the YAML file; None if an override set it."""
-    if path is None or any(key == o or key.startswith((f"{o}.", f"{o}[")) for o in overridden):
+_STAGE = re.compile(r"stages\[\d+\](?:\.average\[\d+\])?\.")
+
+
+def yaml_location(key: str, path: str | Path | None, lines: dict[str, int], overridden: Sequence[str]) -> str | None:
+    """``file:line`` of dotted ``key`` in YAML file ``path`` (``lines``: ``yamlio.key_lines``).
+
+    None when an override (``overridden``: their dotted keys) set the key. A
+    key the file does not have exactly is placed at its nearest enclosing
+    key; a curriculum run's key (``stages[1].optim.lr``) at the stage's own
+    key, else at the shared section's, else at the stage.
+    """
+    plain = _STAGE.sub("", key, count=1) if _STAGE.match(key) else key
+    if path is None or any(plain == o or plain.startswith((f"{o}.", f"{o}[")) for o in overridden):
         return None
-    probe = key
-    while probe:
-        if probe in lines:
-            return f"{path}:{lines[probe]}"
-        probe = probe[: max(probe.rfind("."), probe.rfind("["), 0)]
+    for candidate in dict.fromkeys((key, plain)):
+        if candidate in lines:
+            return f"{path}:{lines[candidate]}"
+    for candidate in dict.fromkeys((key, plain)):
+        probe = candidate
+        while probe:
+            if probe in lines:
+                return f"{path}:{lines[probe]}"
+            probe = probe[: max(probe.rfind("."), probe.rfind("["), 0)]
     return None
 
 

@@ -59,7 +59,7 @@ from torch import Tensor
 from contrastkit.evaluation.report import atomic_write
 from contrastkit.training.build import build_encoder, build_views, load_training_examples, sentences, view_examples
 from contrastkit.training.callbacks import Callback
-from contrastkit.training.config import Config, ModelConfig, config_dict
+from contrastkit.training.config import Config, ModelConfig, config_dict, yaml_location
 from contrastkit.training.loop import TrainResult, train
 from contrastkit.training.schema import ConfigError, build
 from contrastkit.training.yamlio import apply_override, read_yaml
@@ -132,8 +132,15 @@ class CurriculumResult:
 
 def load_curriculum(path: str | Path, overrides: Sequence[str] = ()) -> Curriculum | None:
     """The curriculum in YAML file ``path`` (with ``overrides``), or None when the file has no ``stages``."""
-    data = read_yaml(Path(path))
-    return plan_curriculum(data, overrides) if "stages" in data else None
+    lines: dict[str, int] = {}
+    data = read_yaml(Path(path), lines)
+    if "stages" not in data:
+        return None
+    try:
+        return plan_curriculum(data, overrides)
+    except ConfigError as err:  # each problem at its file and line (config.yaml_location)
+        keys = [o.partition("=")[0].strip() for o in overrides]
+        raise err.located(lambda key: yaml_location(key, path, lines, keys)) from None
 
 
 def _merge(base: dict[str, Any], extra: Mapping[str, Any]) -> dict[str, Any]:
