@@ -33,7 +33,7 @@ import tempfile
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, Protocol
 
 import torch
 import transformers
@@ -51,7 +51,7 @@ DECODER_FILE = "contrastkit_decoder.json"
 """Extra file in a saved decoder encoder's folder: its prompt template (sentence-transformers ignores it)."""
 
 # contrastkit pooling name <-> sentence-transformers pooling mode and legacy boolean key.
-_ST_POOLING: dict[str, tuple[str, str]] = {
+_ST_POOLING: dict[PoolingMode, tuple[str, str]] = {
     "mean": ("mean", "pooling_mode_mean_tokens"),
     "cls": ("cls", "pooling_mode_cls_token"),
     "last": ("lasttoken", "pooling_mode_lasttoken"),
@@ -167,7 +167,13 @@ def check_remote_code(folder: Path, *, trust_remote_code: bool) -> None:
         )
 
 
-def load_hf_model(folder: Path, auto_class: type, *, trust_remote_code: bool = False) -> PreTrainedModel:
+class AutoModelClass(Protocol):
+    """A ``transformers`` Auto class (``AutoModel``, ``AutoModelForCausalLM``, ...) as :func:`load_hf_model` uses it."""
+
+    def from_pretrained(self, pretrained_model_name_or_path: str, /, *args: Any, **kwargs: Any) -> Any: ...
+
+
+def load_hf_model(folder: Path, auto_class: AutoModelClass, *, trust_remote_code: bool = False) -> PreTrainedModel:
     """A Hugging Face model from ``folder`` (config.json + safetensors), loaded by ``auto_class``."""
     config = read_json(folder / "config.json") if (folder / "config.json").exists() else None
     if config is None:
