@@ -62,7 +62,7 @@ DUAL_FILE = "contrastkit_dual.json"
 def _side_index(side: str) -> int:
     if side not in SIDES:
         raise ValueError(f"unknown side {side!r}; choose 'anchor' or 'candidate'")
-    return SIDES.index(side)  # type: ignore[arg-type]
+    return SIDES.index(side)
 
 
 class DualEncoder(Encoder):

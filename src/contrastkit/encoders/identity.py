@@ -20,13 +20,15 @@ import hashlib
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, Concatenate, ParamSpec, TypeVar
 
 from torch import nn
 
 _CHUNK = 1 << 20
 _FILE_DIGESTS: dict[tuple[str, int, int], str] = {}
-F = TypeVar("F", bound=Callable[..., Any])
+P = ParamSpec("P")
+M = TypeVar("M")
+E = TypeVar("E")
 
 
 @dataclass(frozen=True)
@@ -42,22 +44,25 @@ def tensor_versions(module: nn.Module) -> tuple[int, ...]:
     return tuple(v for t in module.state_dict(keep_vars=True).values() for v in (t.data_ptr(), t._version))
 
 
-def remember_source(encoder: Any, folder: str | Path) -> Any:
+def remember_source(encoder: E, folder: str | Path) -> E:
     """Record on ``encoder`` (an ``nn.Module``; other objects are returned untouched) that it is ``folder``'s model."""
     if isinstance(encoder, nn.Module):
-        encoder._loaded_from = LoadedFrom(Path(folder).resolve(), tensor_versions(encoder))
+        # a plain attribute: what nn.Module.__setattr__ does for a value that is neither a tensor nor a module
+        object.__setattr__(encoder, "_loaded_from", LoadedFrom(Path(folder).resolve(), tensor_versions(encoder)))
     return encoder
 
 
-def records_source(resolve: Callable[[Any], Path]) -> Callable[[F], F]:
+def records_source(
+    resolve: Callable[[M], Path],
+) -> Callable[[Callable[Concatenate[M, P], E]], Callable[Concatenate[M, P], E]]:
     """Decorate a loader ``load(model, ...) -> encoder`` so that its result remembers the folder ``resolve(model)``."""
 
-    def decorate(load: F) -> F:
+    def decorate(load: Callable[Concatenate[M, P], E]) -> Callable[Concatenate[M, P], E]:
         @functools.wraps(load)
-        def wrapper(model: Any, *args: Any, **kwargs: Any) -> Any:
+        def wrapper(model: M, /, *args: P.args, **kwargs: P.kwargs) -> E:
             return remember_source(load(model, *args, **kwargs), resolve(model))
 
-        return wrapper  # type: ignore[return-value]
+        return wrapper
 
     return decorate
 
