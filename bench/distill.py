@@ -54,8 +54,8 @@ VARIANTS: tuple[tuple[str, tuple[str, ...], str], ...] = (
 
 def prepare_dev(args: argparse.Namespace, work: Path) -> dict[str, Any]:
     """Teacher-cleaned, teacher-scored grouped rows of the 80% train queries; the 20% as a BEIR dev folder."""
-    from contrastkit.data.teacher import ScoreCache, load_teacher
     from contrastkit.encoders import load_encoder
+    from contrastkit.encoders.teacher import ScoreCache, load_teacher
     from contrastkit.evaluation.cache import CachedEncoder, EmbeddingCache
     from contrastkit.mining import FilterConfig, MiningConfig, load_data, mine, to_grouped_records
 

@@ -12,7 +12,7 @@ import torch
 from contrastkit.data.errors import DataError
 from contrastkit.data.examples import Batch, Example
 from contrastkit.data.readers import load_examples
-from contrastkit.data.teacher import (
+from contrastkit.encoders.teacher import (
     BiEncoderTeacher,
     ScoreCache,
     pair_key,

@@ -10,7 +10,7 @@ from training_helpers import TinyEncoder, make_pairs, state_of
 
 from contrastkit.data.examples import Batch, Example
 from contrastkit.data.readers import load_examples
-from contrastkit.data.teacher import score_examples, teacher_targets
+from contrastkit.encoders.teacher import score_examples, teacher_targets
 from contrastkit.objectives.distill import TeacherTargets
 from contrastkit.scale.distributed import row_slice
 from contrastkit.training import load_config, train
@@ -125,7 +125,7 @@ def teacher_folder(tmp_path_factory):
 
 
 def test_teacher_scores_unscored_data_once(tmp_path, teacher_folder, monkeypatch: pytest.MonkeyPatch) -> None:
-    from contrastkit.data import teacher as teacher_module
+    from contrastkit.encoders import teacher as teacher_module
     from contrastkit.training.build import load_training_examples
 
     path = tmp_path / "plain.jsonl"

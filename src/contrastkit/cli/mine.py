@@ -28,7 +28,7 @@ from contrastkit.mining.filters import DEFAULT_RELATIVE_MARGIN
 if TYPE_CHECKING:
     from torch import Tensor
 
-    from contrastkit.data.teacher import ScoreCache
+    from contrastkit.encoders.teacher import ScoreCache
 
 
 def add_parser(commands: argparse._SubParsersAction) -> None:
@@ -194,8 +194,8 @@ def _rescorer(
     args: argparse.Namespace, folder: str
 ) -> tuple[Callable[[list[tuple[str, str]]], Tensor], ScoreCache | None]:
     """(pairs -> scores of the teacher in ``folder``, its score cache or None); FileNotFoundError for a bad folder."""
-    from contrastkit.data.teacher import ScoreCache, load_teacher
     from contrastkit.encoders import ModelFolderError
+    from contrastkit.encoders.teacher import ScoreCache, load_teacher
 
     try:
         teacher, identity = load_teacher(folder, max_length=args.teacher_max_length)

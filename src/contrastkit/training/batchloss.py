@@ -9,7 +9,7 @@ memory queue) and knows how an objective consumes a :class:`Batch`:
   positives masked). A queue (``scale.queue_size``) appends past candidates
   as extra negatives. Distillation objectives (``margin_mse``,
   ``listwise_kl``: ``needs_teacher``) get the same targets plus each
-  teacher-scored example's group (:func:`contrastkit.data.teacher.teacher_targets`).
+  teacher-scored example's group (:func:`contrastkit.encoders.teacher.teacher_targets`).
 * **view** objectives (``simcse``, ``ntxent``, ``simcse_sup``, ``supcon``,
   ...) get ``views`` (V, n, d): view 0 is the anchor, the others its
   positives and negatives in order (every example must have the same
@@ -43,7 +43,6 @@ import torch
 from torch import Tensor, nn
 
 from contrastkit.data.examples import Batch, Example
-from contrastkit.data.teacher import teacher_targets
 from contrastkit.encoders.base import Encoder, Features
 from contrastkit.encoders.dual import tokenize_side
 from contrastkit.encoders.subbatch import (
@@ -53,6 +52,7 @@ from contrastkit.encoders.subbatch import (
     select_rows,
     trim_padding,
 )
+from contrastkit.encoders.teacher import teacher_targets
 from contrastkit.objectives.base import Kind, Objective, ScaledObjective, ViewMatrixObjective
 from contrastkit.objectives.distill import TeacherTargets
 from contrastkit.objectives.registry import REGISTRY

@@ -196,7 +196,7 @@ def load_training_examples(data: DataConfig) -> list[Example]:
 
 def teacher_scored(examples: list[Example], data: DataConfig) -> list[Example]:
     """``examples`` with ``data.teacher``'s score of every text still unscored, through its on-disk cache."""
-    from contrastkit.data.teacher import ScoreCache, load_teacher, score_examples
+    from contrastkit.encoders.teacher import ScoreCache, load_teacher, score_examples
 
     try:
         teacher, identity = load_teacher(data.teacher)
