@@ -199,3 +199,20 @@ def test_saved_hf_dataset_with_a_damaged_state_file(tmp_path):
     (folder / "state.json").write_text(json.dumps(state))
     with pytest.raises(DataError, match=r"ds: cannot open the Hugging Face dataset: KeyError: '_format_type'"):
         load_examples(folder, format="hf")
+
+
+@pytest.mark.parametrize(
+    "content, problem",
+    [
+        ("[" * 100_000, "nested too deeply"),
+        ('{"task": "sts", "data": "d", "split": "test", "metrics": {"spearman": ' + "1" * 5000 + "}}", "5000 digits"),
+        ('{"task": "sts", "data": "d", "split": "test", "metrics": {"spearman": ' + "1" * 400 + "}}", "too large"),
+    ],
+)
+def test_results_files_of_compare_fail_as_value_errors_naming_the_file(tmp_path, content, problem):
+    from contrastkit.evaluation.report import load_results
+
+    path = write(tmp_path, "results.json", content)
+    with pytest.raises(ValueError, match=problem) as info:
+        load_results(path)
+    assert str(path) in str(info.value)

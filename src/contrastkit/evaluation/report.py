@@ -26,6 +26,8 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from contrastkit.data.errors import DataError
+from contrastkit.data.formats import parse_json
 from contrastkit.evaluation.tasks import TaskResult
 
 
@@ -69,8 +71,8 @@ def load_results(path: str | Path) -> list[TaskResult]:
     if not path.exists():
         raise FileNotFoundError(f"no such results file or folder: {path}")
     try:
-        value = json.loads(path.read_text(encoding="utf-8"))
-    except (UnicodeDecodeError, json.JSONDecodeError) as err:
+        value = parse_json(path.read_text(encoding="utf-8"))
+    except (UnicodeDecodeError, DataError) as err:  # DataError: bad syntax, nesting too deep, huge integers
         raise ValueError(f"{path}: not a results JSON file ({err})") from None
     items = value if isinstance(value, list) else [value]
     if not items:

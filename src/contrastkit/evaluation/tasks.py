@@ -77,7 +77,10 @@ class TaskResult:
         for name, value in obj["metrics"].items():
             if isinstance(value, bool) or not isinstance(value, (int, float)):
                 raise ValueError(f"{source}: metric {name!r} is not a number: {value!r}")
-            metrics[name] = float(value)
+            try:
+                metrics[name] = float(value)
+            except OverflowError:  # an int beyond float range
+                raise ValueError(f"{source}: metric {name!r} is too large for a float") from None
         return cls(obj["task"], obj["data"], obj["split"], metrics)
 
 
