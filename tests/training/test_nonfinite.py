@@ -75,6 +75,25 @@ def test_snapshot_restore_undoes_a_nonfinite_update_exactly(first) -> None:
     assert a.keys() == b.keys() and all(torch.equal(a[k][n], b[k][n]) for k in a for n in a[k])
 
 
+@pytest.mark.parametrize("lr", [1e-3, 1e30, 1e35, 1e36, 3e36, 1e37, 3e37, 1e38])
+def test_the_copy_is_skipped_only_when_the_update_cannot_overflow(lr) -> None:
+    """``needed`` is False only where the update provably stays finite: checked against the real update, at
+    learning rates on both sides of float32's limit, after a first checked step (whose copy is always taken)."""
+    model, opt = _adamw()
+    snapshot = UpdateSnapshot(opt)
+    assert snapshot.needed(1.0)  # nothing checked yet
+    _grads(model, 1)
+    opt.step()
+    assert snapshot.updated_finite()
+    _grads(model, 2)
+    opt.param_groups[0]["lr"] = lr
+    needed = snapshot.needed(1.0)
+    assert needed == (lr > 1e35)  # norms of a few units: the bound (about 73 lr) nears float32's max / 10
+    opt.step()
+    assert needed or snapshot.updated_finite()
+    assert snapshot.needed(float("inf")) and snapshot.needed(1e19)  # gradients whose squares could overflow
+
+
 def test_a_huge_learning_rate_never_reaches_disk(tmp_path, capsys) -> None:
     """An lr of 1e38 makes each update non-finite: undone and skipped, the run ends as diverged with nothing
     written (before: step 1 counted as good and final/ held NaN)."""
@@ -110,14 +129,14 @@ def test_a_nonfinite_update_is_undone_and_training_goes_on(tmp_path, monkeypatch
 
     real = loop.Trainer._update
 
-    def poison_step_3(self):
+    def poison_step_3(self, grad_norm):
         if self.step != 3:
-            return real(self)
+            return real(self, grad_norm)
         lrs = [g["lr"] for g in self.optimizer.param_groups]
         for g in self.optimizer.param_groups:
             g["lr"] = 1e38
         try:
-            return real(self)
+            return real(self, grad_norm)
         finally:
             for g, lr in zip(self.optimizer.param_groups, lrs, strict=True):
                 g["lr"] = lr

@@ -15,7 +15,7 @@ each update and by every writer of weights (checkpoints, ``final/``).
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -37,25 +37,32 @@ def _local(tensor: Tensor) -> Tensor:
     return to_local() if callable(to_local) else tensor
 
 
-def nonfinite(tensors: Sequence[Tensor]) -> list[int]:
-    """Indices of the floating-point ``tensors`` holding a NaN or an infinity (one fused check, one sync).
-
-    The fused check is each tensor's 2-norm (``torch._foreach_norm``), NaN or infinite whenever an element
-    is; a norm that overflows on huge but finite values is confirmed element-wise before a tensor is named
-    (the exact max-abs norm is ~40x slower on CPU). Integer tensors are always finite. Under FSDP it sees
-    this process's shards only (the loop combines ranks).
-    """
-    picked = [(i, _local(t).detach()) for i, t in enumerate(tensors) if t.is_floating_point() and t.numel()]
+def tensor_norms(tensors: Sequence[Tensor]) -> list[float]:
+    """Each tensor's 2-norm as a float (0.0 for integer or empty tensors): ``torch._foreach_norm`` per
+    (device, dtype) group, one host sync per group. NaN or infinite whenever an element is (or when the sum
+    of squares overflows on huge finite values). Under FSDP, of this process's shards."""
+    norms = [0.0] * len(tensors)
     groups: dict[tuple[torch.device, torch.dtype], list[tuple[int, Tensor]]] = {}
-    for i, t in picked:
-        groups.setdefault((t.device, t.dtype), []).append((i, t))
-    bad: list[int] = []
+    for i, t in enumerate(tensors):
+        local = _local(t).detach()
+        if local.is_floating_point() and local.numel():
+            groups.setdefault((local.device, local.dtype), []).append((i, local))
     for group in groups.values():
-        ok = torch.stack(torch._foreach_norm([t for _, t in group])).isfinite()
-        if not bool(ok.all()):
-            suspects = [group[j] for j in (~ok).nonzero().flatten().tolist()]
-            bad += [i for i, t in suspects if not bool(t.isfinite().all())]
-    return sorted(bad)
+        values = torch.stack(torch._foreach_norm([t for _, t in group])).double().tolist()
+        for (i, _), value in zip(group, values, strict=True):
+            norms[i] = value
+    return norms
+
+
+def nonfinite(tensors: Sequence[Tensor], norms: Sequence[float] | None = None) -> list[int]:
+    """Indices of the floating-point ``tensors`` holding a NaN or an infinity.
+
+    One fused pass (:func:`tensor_norms`, or the ``norms`` already computed); a norm that is not finite is
+    confirmed element-wise before a tensor is named, since a sum of squares can overflow on huge but
+    finite values (the exact max-abs norm is ~40x slower on CPU). Integer tensors are always finite.
+    """
+    norms = tensor_norms(tensors) if norms is None else norms
+    return [i for i, n in enumerate(norms) if not math.isfinite(n) and not bool(_local(tensors[i]).isfinite().all())]
 
 
 def nonfinite_names(named: Mapping[str, Any]) -> list[str]:
@@ -87,26 +94,53 @@ def require_finite(named: Mapping[str, Any], what: str) -> None:
 
 
 class UpdateSnapshot:
-    """The parameters and the optimizer state just before an update, to undo an update that went non-finite.
+    """Undo for an update that went non-finite: the parameters and optimizer state from just before it.
 
-    :meth:`take` copies them into buffers allocated once (one fused copy per step), :meth:`restore`
-    copies them back and drops optimizer state created by the update (AdamW creates its moments on the
-    first step), so that after ``restore`` the optimizer's next step is exactly the one it would have
-    made had the undone step never run. Costs one copy of the parameters and of the optimizer's tensors.
+    :meth:`take` copies them into buffers allocated once (one fused copy), :meth:`restore` copies them
+    back and drops optimizer state created by the update (AdamW creates its moments on the first step),
+    so that after ``restore`` the optimizer's next step is exactly the one it would have made had the
+    undone step never run. :meth:`updated_finite` checks every parameter and optimizer tensor after the
+    step with one fused pass and keeps each group's largest parameter norm.
+
+    The copy costs about as much as AdamW's own step, so :meth:`needed` skips it when the coming update
+    provably cannot overflow. For ``torch.optim.AdamW`` (which contrastkit builds) each element moves by at
+    most ``lr * max(1 / sqrt((1 - b2) (1 - b1^2 / b2)), 1 / (1 - b1))`` (Cauchy-Schwarz on the moments'
+    sums; ``eps`` only shrinks it) after shrinking by ``1 - lr * wd``, and no element exceeds its tensor's
+    2-norm from the last check; gradients below 1e18 keep the second moment's squares finite. When that
+    bound stays below a tenth of the parameters' largest float, nothing is copied; otherwise (the first
+    step, a huge learning rate, another optimizer, a restore just done) the snapshot is taken.
     """
 
     def __init__(self, optimizer: torch.optim.Optimizer) -> None:
         self.optimizer = optimizer
+        self.taken = False
         self._sources: list[Tensor] = []
         self._buffers: list[Tensor] = []
         self._plain: dict[int, dict[str, Any]] = {}
         self._had_state: set[int] = set()
+        self._group_norms: list[float] | None = None  # the largest parameter norm per group, at the last check
 
     def params(self) -> list[Tensor]:
         """The optimizer's parameters, in group order."""
         return [p for group in self.optimizer.param_groups for p in group["params"]]
 
+    def needed(self, grad_norm: float) -> bool:
+        """Whether the coming update could overflow (see the class docstring), so :meth:`take` must run."""
+        if type(self.optimizer) is not torch.optim.AdamW or self._group_norms is None or not grad_norm < 1e18:
+            return True
+        for group, largest in zip(self.optimizer.param_groups, self._group_norms, strict=True):
+            b1, b2 = (float(b) for b in group["betas"])
+            lr, wd = float(group["lr"]), float(group["weight_decay"])
+            if not (0.0 <= b1 < 1.0 and b1 * b1 < b2 < 1.0 and lr >= 0.0 and wd >= 0.0):
+                return True
+            move = lr * max(1.0 / math.sqrt((1.0 - b2) * (1.0 - b1 * b1 / b2)), 1.0 / (1.0 - b1))
+            limit = min((torch.finfo(p.dtype).max for p in group["params"]), default=math.inf) / 10
+            if not largest * (1.0 + lr * wd) + move < limit:
+                return True
+        return False
+
     def take(self) -> None:
+        """Copy the parameters and the optimizer's state (into buffers reused from step to step)."""
         sources: list[Tensor] = []
         self._plain, self._had_state = {}, set()
         for p in self.params():
@@ -125,9 +159,16 @@ class UpdateSnapshot:
         self._sources = sources
         if sources:
             torch._foreach_copy_(self._buffers, sources)
+        self.taken = True
+
+    def skip(self) -> None:
+        """No copy for this step (:meth:`needed` said the update cannot overflow)."""
+        self.taken = False
 
     def restore(self) -> None:
         """Put back what :meth:`take` copied (the tensors updated in place by the step get their old values)."""
+        if not self.taken:
+            raise RuntimeError("no snapshot was taken before this update")
         for p in self.params():
             if id(p) not in self._had_state:
                 self.optimizer.state.pop(p, None)
@@ -135,15 +176,22 @@ class UpdateSnapshot:
                 self.optimizer.state[p].update(self._plain[id(p)])
         if self._sources:
             torch._foreach_copy_(self._sources, self._buffers)
+        self._group_norms = None
 
-    def updated_finite(self, tensors: Iterable[Tensor] | None = None) -> bool:
-        """Whether the parameters and the optimizer's tensors (or ``tensors``) are all finite after the step."""
-        if tensors is None:
-            tensors = [*self.params(), *self._state_tensors()]
-        return not nonfinite(list(tensors))
-
-    def _state_tensors(self) -> list[Tensor]:
-        return [v for p in self.params() for v in self.optimizer.state.get(p, {}).values() if isinstance(v, Tensor)]
+    def updated_finite(self) -> bool:
+        """Whether the parameters and the optimizer's tensors are all finite after the step (one fused pass)."""
+        groups = [list(group["params"]) for group in self.optimizer.param_groups]
+        params = [p for group in groups for p in group]
+        state = [v for p in params for v in self.optimizer.state.get(p, {}).values() if isinstance(v, Tensor)]
+        tensors = [*params, *state]
+        norms = tensor_norms(tensors)
+        finite = not nonfinite(tensors, norms)
+        largest, start = [], 0
+        for group in groups:
+            largest.append(max(norms[start : start + len(group)], default=0.0))
+            start += len(group)
+        self._group_norms = largest if finite else None
+        return finite
 
 
 @dataclass

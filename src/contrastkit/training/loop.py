@@ -298,7 +298,7 @@ class Trainer:
         self.step += 1
         weights_finite = True
         if math.isfinite(loss) and (overflow or math.isfinite(grad_norm)):
-            weights_finite = self._update()
+            weights_finite = self._update(grad_norm)
         good = self.guard.record(self.step, loss, 0.0 if overflow else grad_norm, weights_finite=weights_finite)
         if good:
             self.last_good_step = self.step
@@ -318,10 +318,14 @@ class Trainer:
         self.log.step(self.step, metrics, good=good, streak=self.guard.streak)
         return good
 
-    def _update(self) -> bool:
-        """Apply the optimizer step; when it leaves a non-finite weight or moment (on any rank), undo it.
+    def _update(self, grad_norm: float) -> bool:
+        """Apply the optimizer step; when it leaves a non-finite weight or moment (on any rank), undo it from
+        the snapshot taken before it (:class:`UpdateSnapshot`: only when the update could overflow).
         Returns whether the update was kept."""
-        self.snapshot.take()
+        need = self.snapshot.needed(grad_norm)
+        if self.world > 1:  # ranks see different shards (FSDP): all copy, or none
+            need = self._any_rank(need)
+        self.snapshot.take() if need else self.snapshot.skip()
         try:
             if self.scaler is not None:
                 self.scaler.step(self.optimizer)
@@ -333,13 +337,22 @@ class Trainer:
             if "overflow" not in str(err):  # with some parameters already updated
                 raise
             finite = False
-        if self.world > 1:  # FSDP ranks check different shards: agree on one answer
-            flag = torch.tensor([0.0 if finite else 1.0], device=self.device)
-            dist.all_reduce(flag, op=dist.ReduceOp.MAX)
-            finite = bool(flag.item() == 0.0)
+        if self.world > 1:
+            finite = not self._any_rank(not finite)
         if not finite:
+            if not self.snapshot.taken:  # the bound said it could not happen: stop rather than keep NaN
+                raise TrainingDivergedError(
+                    f"step {self.step}: the update made weights non-finite and no copy was kept to undo it; "
+                    "nothing of this step was saved. Lower optim.lr."
+                )
             self.snapshot.restore()
         return finite
+
+    def _any_rank(self, flag: bool) -> bool:
+        """Whether ``flag`` is true on any rank (one small all-reduce)."""
+        value = torch.tensor([1.0 if flag else 0.0], device=self.device)
+        dist.all_reduce(value, op=dist.ReduceOp.MAX)
+        return bool(value.item() > 0.0)
 
     # ------------------------------------------------------------------ run
     def fit(self) -> TrainResult:
