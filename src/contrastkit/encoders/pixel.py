@@ -156,13 +156,13 @@ class ImageEncoder(TowerEncoder):
             normalize=normalize,
             prompts=None,
         )
-        self.image_size = tuple(image_size or tower.config.image_size)
-        self.channels = channels or tower.config.channels
-        if self.image_size != tower.config.image_size or self.channels != tower.config.channels:
+        size, self.channels = tuple(image_size or tower.config.image_size), channels or tower.config.channels
+        if size != tower.config.image_size or self.channels != tower.config.channels:
             raise ValueError(
-                f"ImageEncoder: image_size {self.image_size} / channels {self.channels} differ from the tower's "
+                f"ImageEncoder: image_size {size} / channels {self.channels} differ from the tower's "
                 f"{tower.config.image_size} / {tower.config.channels}"
             )
+        self.image_size = tower.config.image_size  # (H, W), equal to the one given
 
     @classmethod
     def from_folder(cls, path: str | Path) -> ImageEncoder:

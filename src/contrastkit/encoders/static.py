@@ -29,7 +29,7 @@ import torch.nn.functional as F
 from safetensors.torch import load_file, save_file
 from tokenizers import Tokenizer
 from torch import Tensor, nn
-from transformers import PreTrainedTokenizerFast
+from transformers import PreTrainedTokenizerBase, PreTrainedTokenizerFast
 
 from contrastkit.encoders.base import Features
 from contrastkit.encoders.io import (
@@ -43,8 +43,8 @@ from contrastkit.encoders.io import (
 from contrastkit.encoders.text import TextEncoder
 
 
-def _backend_tokenizer(tokenizer: Tokenizer | PreTrainedTokenizerFast) -> Tokenizer:
-    """A private copy of the Rust tokenizer with padding and truncation off."""
+def _backend_tokenizer(tokenizer: Tokenizer | PreTrainedTokenizerBase) -> Tokenizer:
+    """A private copy of the Rust tokenizer with padding and truncation off (TypeError for a slow tokenizer)."""
     if isinstance(tokenizer, PreTrainedTokenizerFast):
         tokenizer = tokenizer.backend_tokenizer
     if not isinstance(tokenizer, Tokenizer):
@@ -73,7 +73,7 @@ class StaticEncoder(SavableEncoder):
 
     def __init__(
         self,
-        tokenizer: Tokenizer | PreTrainedTokenizerFast,
+        tokenizer: Tokenizer | PreTrainedTokenizerBase,
         weights: Tensor | None = None,
         *,
         dim: int | None = None,
@@ -118,6 +118,8 @@ class StaticEncoder(SavableEncoder):
         else:
             source = TextEncoder.from_folder(encoder_or_path, trust_remote_code=trust_remote_code)
         weights = source.model.get_input_embeddings().weight
+        if not isinstance(weights, Tensor):
+            raise TypeError(f"{type(source.model).__name__}'s input embeddings have no weight matrix")
         return cls(
             source.tokenizer,
             weights,

@@ -263,19 +263,22 @@ class TowerEncoder(Encoder):
         self.projection = nn.Linear(tower.hidden, projection) if projection else None
         self.drop_projection_at_inference = drop_projection_at_inference
 
-    def _projects(self) -> bool:
-        return self.projection is not None and (self.training or not self.drop_projection_at_inference)
+    def _active_projection(self) -> nn.Linear | None:
+        """The projection when the current mode uses it, else None."""
+        return None if not self.training and self.drop_projection_at_inference else self.projection
 
     @property
     def dim(self) -> int:
         """Embedding width in the current mode (the projection's when it is used)."""
-        return self.projection.out_features if self._projects() else self.tower.hidden
+        projection = self._active_projection()
+        return projection.out_features if projection is not None else self.tower.hidden
 
     def forward(self, features: Features) -> Tensor:
         states, mask = self.tower(features["pixel_values"], features.get("patch_mask"))
         out = self.norm(self.tower.pool(states, mask))
-        if self._projects():
-            out = self.projection(out)
+        projection = self._active_projection()
+        if projection is not None:
+            out = projection(out)
         return F.normalize(out, dim=-1) if self.normalize else out
 
     def _config(self) -> dict[str, Any]:
