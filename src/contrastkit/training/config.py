@@ -115,7 +115,11 @@ class DataConfig:
 
     ``datasets`` (instead of ``train`` and its reading keys) trains on several
     datasets (:class:`DatasetConfig`), each batch from one of them, chosen by
-    ``mixing``: ``proportional`` (seeded draws by weight) or ``round_robin``.
+    ``mixing``: ``proportional`` (seeded draws by weight; with
+    ``mixing_temperature`` T by weight^(1/T): T > 1 flattens toward uniform),
+    ``round_robin`` or ``codiemb`` (every mixture epoch exactly each dataset's
+    batches, or its whole-number weight, in a seeded shuffle); see
+    ``contrastkit.data.mixture``.
     """
 
     train: tuple[str, ...] = ()
@@ -130,7 +134,8 @@ class DataConfig:
     length_grouped: bool = False
     duplicates: Literal["defer", "skip"] = "defer"
     datasets: tuple[DatasetConfig, ...] = ()
-    mixing: Literal["proportional", "round_robin"] = "proportional"
+    mixing: Literal["proportional", "round_robin", "codiemb"] = "proportional"
+    mixing_temperature: float = 1.0
     teacher: str | None = None
     teacher_cache: str | None = None
 
@@ -139,6 +144,9 @@ class DataConfig:
         _check(self.seed >= 0, "seed", f"must be >= 0, got {self.seed}")
         _check(not (self.teacher and self.datasets), "teacher", "not with data.datasets (score each file first)")
         _check(self.teacher_cache is None or bool(self.teacher), "teacher_cache", "needs data.teacher")
+        t = self.mixing_temperature
+        _check(t > 0 and t != float("inf"), "mixing_temperature", f"must be a finite number > 0, got {t}")
+        _check(t == 1.0 or self.mixing == "proportional", "mixing_temperature", "applies to mixing: proportional")
         if not self.datasets:
             return
         for key in ("train", "format", "split", "columns", "kind", "quoting"):
@@ -150,7 +158,10 @@ class DataConfig:
         weighted = [ds.weight is not None for ds in self.datasets]
         if any(weighted):
             first = weighted.index(True)
-            _check(self.mixing == "proportional", f"datasets[{first}].weight", "weights apply to mixing: proportional")
+            _check(self.mixing != "round_robin", f"datasets[{first}].weight", "weights apply to mixing: proportional")
+            if self.mixing == "codiemb":
+                frac = next((i for i, ds in enumerate(self.datasets) if not float(ds.weight or 1).is_integer()), -1)
+                _check(frac < 0, f"datasets[{frac}].weight", "codiemb weights are whole batches per epoch")
             missing = weighted.index(False) if not all(weighted) else -1
             _check(missing < 0, f"datasets[{missing}].weight", "give every dataset a weight, or none (by size)")
 
@@ -234,6 +245,11 @@ class ScaleConfig:
         _check(self.gradcache_chunk is None or self.gradcache_chunk >= 1, "gradcache_chunk", "must be >= 1")
         _check(self.tile_size is None or self.tile_size >= 1, "tile_size", "must be >= 1")
         _check(self.sub_batch is None or self.sub_batch >= 1, "sub_batch", "must be >= 1")
+        _check(
+            self.sub_batch is None or self.gradcache_chunk is None,
+            "sub_batch",
+            "conflicts with scale.gradcache_chunk (its chunks are length-sorted and trimmed already): set one",
+        )
         _check(self.queue_size >= 0, "queue_size", "must be >= 0")
         _check(all(d >= 1 for d in self.matryoshka_dims), "matryoshka_dims", "must be >= 1")
         w = self.matryoshka_weights

@@ -109,7 +109,14 @@ def build_data_sampler(data: DataConfig, sources: Sequence[DataSource]) -> Batch
             raise ConfigError("data.batch_size", f"dataset {source.name!r} ({source.key}): {err}") from None
     weights = [s.weight for s in sources] if all(s.weight is not None for s in sources) else None
     names = [s.name or "" for s in sources]
-    return MixtureSampler(samplers, names, data.mixing, weights=weights, seed=data.seed)  # type: ignore[arg-type]
+    return MixtureSampler(
+        samplers,
+        names,
+        data.mixing,  # type: ignore[arg-type]
+        weights=weights,
+        seed=data.seed,
+        temperature=data.mixing_temperature,
+    )
 
 
 @dataclass
@@ -146,11 +153,10 @@ class Routing:
         return out
 
     def describe(self, sampler: MixtureSampler) -> str:
-        """One line for the run log: each dataset's objective and (proportional mixing) its share of batches."""
-        total = sum(sampler.weights)
+        """One line for the run log: each dataset's objective and (weighted mixing) its share of batches."""
         parts = []
-        for name, weight, k in zip(sampler.names, sampler.weights, self.loss_of, strict=True):
-            share = f" {100 * weight / total:.0f}%" if sampler.mixing == "proportional" else ""
+        for name, p, k in zip(sampler.names, sampler.probabilities(), self.loss_of, strict=True):
+            share = f" {100 * p:.0f}%" if sampler.mixing != "round_robin" else ""
             parts.append(f"{name}{share} {self.losses[k].loss.objective.info.name}")
         return f"datasets ({sampler.mixing}): " + ", ".join(parts)
 
