@@ -76,6 +76,18 @@ class Objective(nn.Module):
         """Whether the tiled engine can compute this objective exactly."""
         return False
 
+    @classmethod
+    def make_temperature(
+        cls, temperature: float | Temperature | None, *, learnable: bool, max_scale: float | None = None
+    ) -> Temperature:
+        """``temperature`` as a :class:`Temperature` (a ready one as given; None: ``info.default_temperature``)."""
+        if isinstance(temperature, Temperature):
+            return temperature
+        tau = cls.info.default_temperature if temperature is None else temperature
+        if tau is None:
+            raise TypeError(f"{cls.info.name}: no temperature given and the objective has no default")
+        return Temperature(float(tau), learnable=learnable, max_scale=max_scale)
+
 
 class ScaledObjective(Objective):
     """Shared state of objectives with logits ``L = S * scale (+ bias) (+ B)`` and a row reducer.

@@ -33,7 +33,7 @@ from contrastkit.objectives.infonce import ntxent_targets
 from contrastkit.objectives.reducers import Decoupled, RowLoss, RowReducer, masked_lse, reduce_rows
 from contrastkit.objectives.registry import register
 from contrastkit.objectives.targets import Targets
-from contrastkit.objectives.temperature import Temperature, as_temperature
+from contrastkit.objectives.temperature import Temperature
 
 _R3 = Decoupled()
 _DCL_CITATION = "Yeh et al., Decoupled Contrastive Learning, arXiv 2110.06848"
@@ -149,11 +149,7 @@ class DCLW(Objective):
         detach_weights: bool = True,
     ) -> None:
         super().__init__()
-        if temperature is None:
-            temperature = self.info.default_temperature
-        if learnable_temperature and not isinstance(temperature, Temperature):
-            temperature = Temperature(float(temperature), learnable=True)
-        self.temperature = as_temperature(temperature)
+        self.temperature = self.make_temperature(temperature, learnable=learnable_temperature)
         if not sigma > 0:
             raise ValueError(f"dclw: sigma must be > 0, got {sigma}")
         self.sigma = sigma

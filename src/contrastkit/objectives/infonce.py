@@ -121,11 +121,8 @@ class CLIP(MatrixObjective):
         learnable_temperature: bool = True,
         max_scale: float | None = 100.0,
     ) -> None:
-        tau = self.info.default_temperature if temperature is None else temperature
-        if not isinstance(tau, Temperature):
-            cap = max_scale if learnable_temperature else None  # a fixed temperature is what the user asked for
-            tau = Temperature(float(tau), learnable=learnable_temperature, max_scale=cap)
-        super().__init__(temperature=tau)
+        cap = max_scale if learnable_temperature else None  # a fixed temperature is what the user asked for
+        super().__init__(temperature=self.make_temperature(temperature, learnable=learnable_temperature, max_scale=cap))
 
     @property
     def reducer(self) -> RowReducer:

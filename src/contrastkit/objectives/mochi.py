@@ -31,7 +31,7 @@ from torch import Generator, Tensor
 from contrastkit.objectives.base import Kind, Objective, ObjectiveInfo, Status
 from contrastkit.objectives.reducers import WeightedCE, reduce_rows
 from contrastkit.objectives.registry import register
-from contrastkit.objectives.temperature import Temperature, as_temperature
+from contrastkit.objectives.temperature import Temperature
 
 
 @dataclass(frozen=True)
@@ -150,10 +150,7 @@ class MoCHi(Objective):
         seed: int = 0,
     ) -> None:
         super().__init__()
-        tau = self.info.default_temperature if temperature is None else temperature
-        if learnable_temperature and not isinstance(tau, Temperature):
-            tau = Temperature(float(tau), learnable=True)
-        self.temperature = as_temperature(tau)
+        self.temperature = self.make_temperature(temperature, learnable=learnable_temperature)
         if num_hard < 0 or num_mix < 0 or num_query_mix < 0:
             raise ValueError("mochi: num_hard, num_mix and num_query_mix must be >= 0")
         self.num_hard, self.num_mix, self.num_query_mix = num_hard, num_mix, num_query_mix

@@ -37,7 +37,7 @@ from torch import Tensor
 from contrastkit.objectives.base import Kind, Objective, ObjectiveInfo, Status
 from contrastkit.objectives.reducers import RowLoss, masked_lse, reduce_rows
 from contrastkit.objectives.registry import register
-from contrastkit.objectives.temperature import Temperature, as_temperature
+from contrastkit.objectives.temperature import Temperature
 
 _CITATION = "Koromilas et al., A Principled Framework for Multi-View Contrastive Learning, arXiv 2507.06979"
 
@@ -52,11 +52,7 @@ class _MultiView(Objective):
 
     def __init__(self, *, temperature: float | Temperature | None = None, learnable_temperature: bool = False) -> None:
         super().__init__()
-        if temperature is None:
-            temperature = self.info.default_temperature
-        if learnable_temperature and not isinstance(temperature, Temperature):
-            temperature = Temperature(float(temperature), learnable=True)
-        self.temperature = as_temperature(temperature)
+        self.temperature = self.make_temperature(temperature, learnable=learnable_temperature)
 
     def scale(self, like: Tensor) -> Tensor:
         """``1 / tau`` in ``like``'s dtype."""

@@ -48,10 +48,7 @@ class SigLIP(MatrixObjective):
         bias: float = -10.0,
         learnable_temperature: bool = True,
     ) -> None:
-        tau = self.info.default_temperature if temperature is None else temperature
-        if not isinstance(tau, Temperature):
-            tau = Temperature(float(tau), learnable=learnable_temperature)
-        super().__init__(temperature=tau)
+        super().__init__(temperature=self.make_temperature(temperature, learnable=learnable_temperature))
         b = torch.tensor(float(bias))
         self.bias = nn.Parameter(b) if learnable_temperature else nn.Buffer(b)
 

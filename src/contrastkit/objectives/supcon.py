@@ -28,7 +28,7 @@ from contrastkit.objectives.base import Kind, Objective, ObjectiveInfo, Status, 
 from contrastkit.objectives.reducers import PointwiseSigmoid, RowReducer, WeightedCE, reduce_rows
 from contrastkit.objectives.registry import register
 from contrastkit.objectives.targets import Targets
-from contrastkit.objectives.temperature import Temperature, as_temperature
+from contrastkit.objectives.temperature import Temperature
 
 _R1 = WeightedCE()
 _SOFT_R1 = WeightedCE(require_negative=False)  # soft targets: every column may carry weight, no row is degenerate
@@ -194,10 +194,7 @@ class SoftCon(Objective):
         soft_weight: float = 1.0,
     ) -> None:
         super().__init__()
-        tau = self.info.default_temperature if temperature is None else temperature
-        if learnable_temperature and not isinstance(tau, Temperature):
-            tau = Temperature(float(tau), learnable=True)
-        self.temperature = as_temperature(tau)
+        self.temperature = self.make_temperature(temperature, learnable=learnable_temperature)
         self.label_similarity = label_similarity if callable(label_similarity) else LabelSimilarity(label_similarity)
         self.pair_loss = SoftPairLoss(pair_loss)
         self.soft_weight = float(soft_weight)

@@ -32,7 +32,7 @@ from torch import Generator, Tensor
 from contrastkit.objectives.base import Kind, Objective, ObjectiveInfo, Status
 from contrastkit.objectives.reducers import WeightedCE, reduce_rows
 from contrastkit.objectives.registry import register
-from contrastkit.objectives.temperature import Temperature, as_temperature
+from contrastkit.objectives.temperature import Temperature
 
 
 def shuffled_group_whitening(
@@ -138,10 +138,7 @@ class WhitenedCSE(Objective):
         seed: int = 0,
     ) -> None:
         super().__init__()
-        tau = self.info.default_temperature if temperature is None else temperature
-        if learnable_temperature and not isinstance(tau, Temperature):
-            tau = Temperature(float(tau), learnable=True)
-        self.temperature = as_temperature(tau)
+        self.temperature = self.make_temperature(temperature, learnable=learnable_temperature)
         if num_pos < 2:
             raise ValueError(f"whitenedcse: num_pos must be >= 2 (an anchor and a positive view), got {num_pos}")
         self.num_pos, self.groups, self.eps = num_pos, groups, eps
