@@ -96,11 +96,14 @@ def test_each_problem_names_its_own_key(override: str, message: str | None) -> N
         assert str(error_of(overrides=(override,))) == message
 
 
-def test_warmup_steps_with_warmup_ratio_is_a_conflict_either_way_round() -> None:
+def test_conflicting_keys_are_refused() -> None:
     assert load_config(None, ("optim.warmup_steps=5",)).optim.warmup_steps == 5
     assert load_config(None, ("optim.warmup_ratio=0.1",)).optim.warmup_ratio == 0.1
     err = error_of(overrides=("optim.warmup_ratio=0.1", "optim.warmup_steps=5"))
     assert err.path == "optim.warmup_ratio" and "conflicts with optim.warmup_steps=5" in err.message
+    assert load_config(None, ("scale.sub_batch=4",)).scale.sub_batch == 4
+    err = error_of(overrides=("scale.sub_batch=4", "scale.gradcache_chunk=8"))  # sub_batch was silently ignored
+    assert err.path == "scale.sub_batch" and err.message.startswith("conflicts with scale.gradcache_chunk")
 
 
 @pytest.mark.skipif(torch.cuda.is_available(), reason="checks the refusal on a machine without CUDA")
