@@ -126,4 +126,5 @@ def test_data_that_cannot_fill_a_batch_is_refused_before_anything_is_written(set
     assert "data.batch_size" in err and "the largest duplicate-free batch found has 5 examples" in err
     assert not out.exists()
     with pytest.warns(UserWarning, match=r"skipped for sharing a text with their batch \(duplicates=skip\)"):
-        assert main([*argv, "data.batch_size=4", "data.duplicates=skip"]) == 0  # each question once per batch
+        assert main([*argv, "data.batch_size=4", "data.duplicates=skip", "train.steps=1"]) == 0
+    assert "trained 1 step (loss" in capsys.readouterr().out  # not "1 steps"

@@ -24,6 +24,7 @@ from contrastkit.data.stdlib_code import CodeSearchTask, build_code_search
 from contrastkit.encoders import Encoder, load_encoder
 from contrastkit.evaluation.retrieval import RetrievalResult, evaluate_retrieval
 from contrastkit.training.config import Config, load_config
+from contrastkit.training.logging import plural
 from contrastkit.training.loop import train
 
 DEFAULTS = (
@@ -99,7 +100,7 @@ def run(args: argparse.Namespace) -> int:
     print(_row("before", before))
     print(_row("after", after))
     gain = after.metrics["ndcg@10"] - before.metrics["ndcg@10"]
-    print(f"nDCG@10 {'+' if gain >= 0 else ''}{gain:.4f} after {result.steps} steps")
+    print(f"nDCG@10 {'+' if gain >= 0 else ''}{gain:.4f} after {plural(result.steps, 'step')}")
     print(f"model: {result.final_model}\n{_check_sentence_transformers(result.final_model)}")
     print(f"total time: {time.perf_counter() - started:.0f} s", file=sys.stderr)
     return 0

@@ -27,6 +27,7 @@ import yaml
 from contrastkit.training.config import config_dict, load_config
 from contrastkit.training.curriculum import CurriculumResult, load_curriculum, run_curriculum
 from contrastkit.training.guard import NonFiniteWeightsError, TrainingDivergedError
+from contrastkit.training.logging import plural
 from contrastkit.training.loop import train
 
 
@@ -64,10 +65,11 @@ def run(args: argparse.Namespace) -> int:
     if int(os.environ.get("RANK", "0")) != 0:  # one line per run, not per torchrun process
         return 0
     if isinstance(result, CurriculumResult):
-        done = f"{len(result.trained)} runs trained now, {len(result.skipped)} done before"
-        print(f"trained a curriculum of {len(result.stage_models)} stages ({done}); model: {result.final_model}")
+        done = f"{plural(len(result.trained), 'run')} trained now, {len(result.skipped)} done before"
+        stages = plural(len(result.stage_models), "stage")
+        print(f"trained a curriculum of {stages} ({done}); model: {result.final_model}")
     else:
-        print(f"trained {result.steps} steps (loss {result.loss:.4f}); model: {result.final_model}")
+        print(f"trained {plural(result.steps, 'step')} (loss {result.loss:.4f}); model: {result.final_model}")
         if result.last_step_skipped:
             print(
                 f"contrastkit train: the last step ({result.steps}) was skipped (non-finite); the model holds the "
