@@ -126,22 +126,26 @@ class AMCL(Objective):
         if queue is None and n < 2:
             raise ValueError("amcl: in-batch negatives need n >= 2")
         phi = self.temperature_net(views)
-        phi_queue = None if queue is None else self.temperature_net(queue.detach())
-        forward = self._direction(views, phi, 0, queue, phi_queue)
-        backward = self._direction(views, phi, 1, queue, phi_queue)
+        memory = None if queue is None else (queue.detach(), self.temperature_net(queue.detach()))
+        forward = self._direction(views, phi, 0, memory)
+        backward = self._direction(views, phi, 1, memory)
         return 0.5 * (forward + backward)
 
-    def _direction(self, views: Tensor, phi: Tensor, a: int, queue: Tensor | None, phi_queue: Tensor | None) -> Tensor:
-        """Mean over anchors of the head-summed loss with view ``a`` as anchors and view ``1 - a`` as positives."""
+    def _direction(self, views: Tensor, phi: Tensor, a: int, memory: tuple[Tensor, Tensor] | None) -> Tensor:
+        """Mean over anchors of the head-summed loss with view ``a`` as anchors and view ``1 - a`` as positives.
+
+        ``memory``: the (detached) queue and its temperature features, or None for in-batch negatives.
+        """
+        queue = None if memory is None else memory[0]
         C, _, n, d = views.shape
         z, phi_z = views[:, a], phi[:, a]
         s_pos = (z * views[:, 1 - a]).sum(-1)
         tau_pos = self.pair_temperature(phi_z, phi[:, 1 - a])
-        if queue is None:
+        if memory is None:
             negs = torch.cat([views[:, a], views[:, 1 - a]], 1)
             phi_negs = torch.cat([phi[:, a], phi[:, 1 - a]], 1)
         else:
-            negs, phi_negs = queue.detach(), phi_queue
+            negs, phi_negs = memory
         sims = z @ negs.transpose(1, 2)  # (C, n, K)
         if queue is None:
             own = torch.arange(n, device=views.device)

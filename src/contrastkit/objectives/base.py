@@ -18,7 +18,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from enum import Enum
-from typing import ClassVar
+from typing import Any, ClassVar
 
 import torch
 from torch import Tensor, nn
@@ -176,11 +176,20 @@ class ViewMatrixObjective(ScaledObjective):
     exactly with the tiled engine. Views are l2-normalised by the caller.
     """
 
-    def matrix(self, views: Tensor, *extra: Tensor) -> tuple[Tensor, Tensor, Targets]:
-        """(anchors (A, d), candidates (C, d), targets (A, C)) for ``views`` (and labels, where taken)."""
+    def matrix(self, views: Tensor, labels: Tensor | None = None) -> tuple[Tensor, Tensor, Targets]:
+        """(anchors (A, d), candidates (C, d), targets (A, C)) for ``views`` and, where taken, per-row ``labels``.
+
+        An objective that takes no labels raises TypeError when given some
+        (:meth:`refuse_labels`); one may take further objective-specific inputs after ``labels``.
+        """
         raise NotImplementedError
 
-    def forward(self, views: Tensor, *extra: Tensor) -> Tensor:
+    def refuse_labels(self, labels: Tensor | None) -> None:
+        """TypeError when ``labels`` are passed to an objective of views only."""
+        if labels is not None:
+            raise TypeError(f"{self.info.name} takes views only, not labels")
+
+    def forward(self, views: Tensor, *extra: Any) -> Tensor:
         anchors, candidates, targets = self.matrix(views, *extra)
         return self.reduce(anchors @ candidates.T, self.prepare_targets(targets))
 

@@ -89,7 +89,8 @@ class DCL(ViewMatrixObjective):
     def reducer(self) -> RowReducer:
         return _R3
 
-    def matrix(self, views: Tensor) -> tuple[Tensor, Tensor, Targets]:
+    def matrix(self, views: Tensor, labels: Tensor | None = None) -> tuple[Tensor, Tensor, Targets]:
+        self.refuse_labels(labels)
         _check_two_views("dcl", views)
         z = views.reshape(-1, views.shape[-1])
         return z, z, ntxent_targets(views.shape[1])
@@ -204,6 +205,7 @@ class DHEL(ViewMatrixObjective):
     def reducer(self) -> RowReducer:
         return _R3
 
-    def matrix(self, views: Tensor) -> tuple[Tensor, Tensor, Targets]:
+    def matrix(self, views: Tensor, labels: Tensor | None = None) -> tuple[Tensor, Tensor, Targets]:
+        self.refuse_labels(labels)
         _check_two_views("dhel", views)
         return views[0], torch.cat([views[1], views[0]]), dhel_targets(views.shape[1])

@@ -154,7 +154,8 @@ class NTXent(ViewMatrixObjective):
     def reducer(self) -> RowReducer:
         return _R1
 
-    def matrix(self, views: Tensor) -> tuple[Tensor, Tensor, Targets]:
+    def matrix(self, views: Tensor, labels: Tensor | None = None) -> tuple[Tensor, Tensor, Targets]:
+        self.refuse_labels(labels)
         _check_views("ntxent", views, 2)
         z = views.reshape(-1, views.shape[-1])
         return z, z, ntxent_targets(views.shape[1])
@@ -184,7 +185,8 @@ class SimCSE(ViewMatrixObjective):
     def reducer(self) -> RowReducer:
         return _R1
 
-    def matrix(self, views: Tensor) -> tuple[Tensor, Tensor, Targets]:
+    def matrix(self, views: Tensor, labels: Tensor | None = None) -> tuple[Tensor, Tensor, Targets]:
+        self.refuse_labels(labels)
         _check_views("simcse", views, 2)
         return views[0], views[1], simcse_targets(views.shape[1])
 
@@ -224,7 +226,8 @@ class SimCSESup(ViewMatrixObjective):
     def reducer(self) -> RowReducer:
         return _R1
 
-    def matrix(self, views: Tensor) -> tuple[Tensor, Tensor, Targets]:
+    def matrix(self, views: Tensor, labels: Tensor | None = None) -> tuple[Tensor, Tensor, Targets]:
+        self.refuse_labels(labels)
         _check_views("simcse_sup", views, 3)
         n = views.shape[1]
         targets = simcse_targets(n, hard_negatives=True, hard_negative_weight=self.hard_negative_weight)

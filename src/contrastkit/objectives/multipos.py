@@ -122,7 +122,7 @@ def draw_one_positive(targets: Targets, generator: Generator | None = None, *, b
     Rows are materialised ``block_rows`` at a time.
     """
     drawn, others = [], []
-    for r0 in range(0, targets.num_rows, block_rows):
+    for r0 in range(0, targets.shape[0], block_rows):
         W = targets.block(slice(r0, r0 + block_rows)).pos
         pos = W > 0
         noise = torch.rand(W.shape, generator=generator).masked_fill(~pos, -1.0)

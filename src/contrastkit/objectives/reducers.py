@@ -82,7 +82,12 @@ def row_parts(rows: RowLoss) -> LossParts:
 
 def combine_parts(parts: list[LossParts]) -> Tensor:
     """The mean over directions (CLIP's two) of each direction's mean over kept rows."""
-    return sum(p.mean() for p in parts) / len(parts)
+    if not parts:
+        raise ValueError("combine_parts: no direction to combine")
+    total = parts[0].mean()
+    for p in parts[1:]:
+        total = total + p.mean()
+    return total / len(parts)
 
 
 def reduce_rows(rows: RowLoss) -> Tensor:

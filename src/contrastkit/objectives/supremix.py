@@ -241,14 +241,22 @@ class SupReMix(ViewMatrixObjective):
         same = self.same_label(y)
         empty = torch.zeros(0, dtype=torch.long, device=y.device)
         parts = [Mixtures(empty, empty, y[:0], empty, empty.bool())]
-        policy = {"policy": self.pair_policy, "num_sampled": self.num_sampled, "generator": generator}
+        policy, sampled = self.pair_policy, self.num_sampled
         if self.use_mix_neg:
-            parts.append(mix_neg_columns(y, same, lambda_sampler=self.lambda_sampler, **policy))
+            parts.append(
+                mix_neg_columns(
+                    y, same, lambda_sampler=self.lambda_sampler, policy=policy, num_sampled=sampled, generator=generator
+                )
+            )
         if self.use_mix_pos:
-            parts.append(mix_pos_columns(y, same, **policy))
+            parts.append(mix_pos_columns(y, same, policy=policy, num_sampled=sampled, generator=generator))
         return Mixtures.cat(parts)
 
-    def matrix(self, views: Tensor, labels: Tensor, mixtures: Mixtures | None = None) -> tuple[Tensor, Tensor, Targets]:
+    def matrix(
+        self, views: Tensor, labels: Tensor | None = None, mixtures: Mixtures | None = None
+    ) -> tuple[Tensor, Tensor, Targets]:
+        if labels is None:
+            raise TypeError("supremix needs per-row labels")
         if views.dim() == 2:
             views = views[None]
         if views.dim() != 3 or labels.dim() != 1 or labels.shape[0] != views.shape[1]:

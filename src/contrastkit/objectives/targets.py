@@ -174,11 +174,13 @@ class Targets:
         for left, right in pairs:
             if (getattr(self, left) is None) != (getattr(self, right) is None):
                 raise ValueError(f"Targets: {left} and {right} must be given together")
-        if self.pos_weight is not None and self.pos_index is None:
-            raise ValueError("Targets: pos_weight needs pos_index")
-        if self.pos_weight is not None and self.pos_weight.shape != self.pos_index.shape:
-            raise ValueError("Targets: pos_weight must have the shape of pos_index")
-        if self.bias_index is not None and self.bias_value.shape != self.bias_index.shape:
+        if self.pos_weight is not None:
+            if self.pos_index is None:
+                raise ValueError("Targets: pos_weight needs pos_index")
+            if self.pos_weight.shape != self.pos_index.shape:
+                raise ValueError("Targets: pos_weight must have the shape of pos_index")
+        bias_index, bias_value = self.bias_index, self.bias_value
+        if bias_index is not None and bias_value is not None and bias_value.shape != bias_index.shape:
             raise ValueError("Targets: bias_value must have the shape of bias_index")
 
     def validate(self) -> None:
@@ -195,10 +197,11 @@ class Targets:
             raise ValueError(f"Targets.valid: expected a bool tensor, got {self.valid.dtype}")
         if self.pos is not None and self.valid is not None and bool(((self.pos > 0) & ~self.valid).any()):
             raise ValueError("Targets: pos > 0 where valid is False (W[i,c] > 0 must imply M[i,c])")
+        num_cols = self.shape[1]
         for name in ("pos_index", "exclude_index", "bias_index"):
             index = getattr(self, name)
-            if index is not None and index.numel() and (int(index.max()) >= self.num_cols or int(index.min()) < -1):
-                raise ValueError(f"Targets.{name}: column indices must lie in [-1, {self.num_cols})")
+            if index is not None and index.numel() and (int(index.max()) >= num_cols or int(index.min()) < -1):
+                raise ValueError(f"Targets.{name}: column indices must lie in [-1, {num_cols})")
 
     # ------------------------------------------------------------------ constructors
     @classmethod
@@ -241,7 +244,9 @@ class Targets:
     @property
     def shape(self) -> tuple[int, int]:
         """(A, C)."""
-        return int(self.num_rows), int(self.num_cols)
+        rows, cols = self.num_rows, self.num_cols
+        assert rows is not None and cols is not None, "__post_init__ sets both"
+        return int(rows), int(cols)
 
     def block(
         self,
@@ -252,8 +257,9 @@ class Targets:
         device: torch.device | str | None = None,
     ) -> Block:
         """Materialise ``W``, ``M`` and ``B`` for ``rows`` x ``cols`` (step-1 slices, default all)."""
-        rows = slice(0, self.num_rows) if rows is None else slice(rows.start or 0, min(rows.stop, self.num_rows))
-        cols = slice(0, self.num_cols) if cols is None else slice(cols.start or 0, min(cols.stop, self.num_cols))
+        num_rows, num_cols = self.shape
+        rows = slice(0, num_rows) if rows is None else slice(rows.start or 0, min(rows.stop, num_rows))
+        cols = slice(0, num_cols) if cols is None else slice(cols.start or 0, min(cols.stop, num_cols))
         pos = self._pos_block(rows, cols, dtype)
         valid = self._valid_block(rows, cols, pos.device, positives=pos > 0)
         pos = pos * valid
@@ -285,7 +291,7 @@ class Targets:
         Rows whose positive lies outside ``cols``, is padding or is invalid
         under ``valid`` (the block's ``M``) get weight 0 and column 0.
         """
-        if not self.single_index:
+        if not self.single_index or self.pos_index is None:
             raise ValueError("Targets.index_block needs single-index targets (Targets.from_index)")
         index = self.pos_index[rows]
         inside = (index >= cols.start) & (index < cols.stop)
@@ -306,7 +312,7 @@ class Targets:
             weight = None if self.pos_weight is None else self.pos_weight[rows]
             part = _scatter(n, cols, self.pos_index[rows], weight, dtype)
             pos = part if pos is None else pos + part.to(pos.device)
-        if self.pos_row_ids is not None:
+        if self.pos_row_ids is not None and self.pos_col_ids is not None:
             part = (self.pos_row_ids[rows, None] == self.pos_col_ids[None, cols]).to(dtype)
             pos = part if pos is None else pos + part.to(pos.device)
         return torch.zeros(n, width, dtype=dtype, device=self._device()) if pos is None else pos
@@ -315,13 +321,11 @@ class Targets:
         """``M`` for ``rows`` x ``cols``, or None when :attr:`has_validity` is False (all entries valid)."""
         if not self.has_validity:
             return None
-        positives = None
-        if self.mask_row_ids is not None:
-            positives = self._pos_block(rows, cols, torch.float32) > 0
-        valid = self._valid_block(rows, cols, self._device(), positives=positives)
+        valid = self._valid_block(rows, cols, self._device(), positives=None)
         return valid if device is None else valid.to(device)
 
     def _valid_block(self, rows: slice, cols: slice, device: torch.device, positives: Tensor | None) -> Tensor:
+        """``M`` for ``rows`` x ``cols``; ``positives`` is ``W > 0`` there when the caller has it (else computed)."""
         n, width = rows.stop - rows.start, cols.stop - cols.start
         if self.valid is not None:
             valid = self.valid[rows, cols].to(device).clone()
@@ -329,7 +333,9 @@ class Targets:
             valid = torch.ones(n, width, dtype=torch.bool, device=device)
         if self.exclude_index is not None:
             valid &= _scatter(n, cols, self.exclude_index[rows].to(device), None, torch.float32) == 0
-        if self.mask_row_ids is not None:
+        if self.mask_row_ids is not None and self.mask_col_ids is not None:
+            if positives is None:
+                positives = self._pos_block(rows, cols, torch.float32).to(device) > 0
             same = self.mask_row_ids[rows, None].to(device) == self.mask_col_ids[None, cols].to(device)
             valid &= ~(same & ~positives)
         if self.self_offset is not None:
@@ -340,7 +346,7 @@ class Targets:
 
     def _bias_block(self, rows: slice, cols: slice, dtype: torch.dtype) -> Tensor | None:
         bias = self.bias[rows, cols].to(dtype) if self.bias is not None else None
-        if self.bias_index is not None:
+        if self.bias_index is not None and self.bias_value is not None:
             part = _scatter(rows.stop - rows.start, cols, self.bias_index[rows], self.bias_value[rows], dtype)
             bias = part if bias is None else bias + part.to(bias.device)
         return bias
