@@ -102,6 +102,7 @@ class MatryoshkaLoss(nn.Module):
             args = (truncate(x, dim) if i in self.embeddings else x for i, x in enumerate(inputs))  # type: ignore[arg-type]
             term = weight * self.loss_fn(*args)
             total = term if total is None else total + term
+        assert total is not None, "dims is non-empty (checked at construction)"
         return total
 
     def extra_repr(self) -> str:

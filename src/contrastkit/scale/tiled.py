@@ -131,9 +131,7 @@ def _init_stats(needs: frozenset[Stat], rows: int, like: Tensor) -> dict[Stat, T
 
 def _update_stats(stats: dict[Stat, Tensor], tile: _Tile, keep_exp: bool) -> None:
     """Merge one column tile into the running per-row statistics (streaming log-sum-exp)."""
-    wsum = npos = None
-    if stats.keys() & {Stat.WSUM, Stat.NPOS, Stat.NNEG}:
-        wsum, npos = tile.weights()
+    weights: tuple[Tensor, Tensor] | None = None  # (wsum, npos) of the tile, computed once when needed
     for stat in stats:
         if stat in _LSE:
             e = tile.exp(stat)
@@ -143,12 +141,10 @@ def _update_stats(stats: dict[Stat, Tensor], tile: _Tile, keep_exp: bool) -> Non
                 tile.exps[stat] = e
         elif stat is Stat.WL:
             stats[stat] += tile.weighted_logits()
-        elif stat is Stat.WSUM:
-            stats[stat] += wsum
-        elif stat is Stat.NPOS:
-            stats[stat] += npos
-        elif stat is Stat.NNEG:
-            stats[stat] += tile.negatives(npos)
+        elif stat in (Stat.WSUM, Stat.NPOS, Stat.NNEG):
+            weights = tile.weights() if weights is None else weights
+            wsum, npos = weights
+            stats[stat] += wsum if stat is Stat.WSUM else npos if stat is Stat.NPOS else tile.negatives(npos)
         elif stat is Stat.BCE:
             bce = F.binary_cross_entropy_with_logits(tile.L, tile.W, reduction="none")
             stats[stat] += (bce if tile.M is None else bce.masked_fill(~tile.M, 0.0)).sum(-1)
@@ -264,17 +260,17 @@ def _run(ctx: _Inputs, want_grad: bool) -> tuple[Tensor, _Grads | None, Tensor]:
     for r0 in range(0, n_rows, plan.tile_rows):
         rows = slice(r0, min(r0 + plan.tile_rows, n_rows))
         stats = _init_stats(plan.reducer.needs, rows.stop - rows.start, ctx.a)
-        tile = None
+        last: _Tile | None = None
         for cols in col_slices:
-            tile = ctx.tile(rows, cols)
-            _update_stats(stats, tile, keep_exp=single and want_grad)
+            last = ctx.tile(rows, cols)
+            _update_stats(stats, last, keep_exp=single and want_grad)
         row_total, row_kept, coefs = _row_coefficients(plan.reducer, stats, want_grad)
         total += row_total
         kept += row_kept
         if grads is None or not coefs:
             continue
         for cols in col_slices:
-            tile = tile if single else ctx.tile(rows, cols)
+            tile = last if single and last is not None else ctx.tile(rows, cols)  # one tile: reuse its cached exps
             grads.add(rows, cols, tile, _grad_logits(tile, stats, coefs), ctx)
     return total.to(ctx.a.dtype), grads, kept
 
