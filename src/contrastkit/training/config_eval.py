@@ -70,7 +70,18 @@ class STSEvalConfig:
 
 @dataclass(frozen=True)
 class EvalConfig:
-    """Evaluation during training, every ``train.eval_every`` steps and at the end (both optional)."""
+    """Evaluation during training, every ``train.eval_every`` steps and at the end (all optional).
+
+    ``retrieval_sets`` and ``sts_sets`` are further dev sets, each written as
+    ``retrieval`` / ``sts`` (one per task of a multi-task run). ``keep_best``
+    names logged metrics (``<name>/<metric>``, e.g. ``stsb-dev/spearman``):
+    the model of the evaluation with the highest value of each is kept in
+    ``best-<name>-<metric>/`` of the run folder and listed in ``best.json``
+    (usable as ``contrastkit merge`` inputs). Choose them on dev sets only.
+    """
 
     retrieval: RetrievalEvalConfig | None = None
     sts: STSEvalConfig | None = None
+    retrieval_sets: tuple[RetrievalEvalConfig, ...] = ()
+    sts_sets: tuple[STSEvalConfig, ...] = ()
+    keep_best: tuple[str, ...] = ()

@@ -23,6 +23,9 @@ evaluates.
 
 from __future__ import annotations
 
+import json
+import math
+import os
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
@@ -179,17 +182,91 @@ class STSEvaluation(Callback):
         return {f"{self.name}/spearman": spearman(paired_cosine(a, b), self.scores, undefined=float("nan"))}
 
 
+class KeepBest(Callback):
+    """Runs evaluation callbacks and keeps the model of the best value of each named metric.
+
+    ``on_eval`` returns the wrapped callbacks' results unchanged. When one of
+    ``metrics`` (a ``<name>/<metric>`` key, higher is better; NaN never
+    counts) beats its best so far, rank 0 saves the evaluated encoder to
+    ``best-<name>-<metric>/`` in the run folder (atomically, replacing the
+    previous best) and rewrites ``best.json``: ``{metric: {"step", "value",
+    "folder"}}``. A resumed run reads ``best.json`` back, so a best from
+    before the interruption is only replaced by a better one.
+    """
+
+    def __init__(self, evaluations: Sequence[Callback], metrics: Sequence[str]) -> None:
+        self.evaluations, self.metrics = list(evaluations), tuple(metrics)
+        self.best: dict[str, dict[str, object]] | None = None
+
+    @staticmethod
+    def folder_name(metric: str) -> str:
+        """``best-<name>-<metric>``: the metric key with ``/`` as ``-``."""
+        return "best-" + metric.replace("/", "-")
+
+    def on_eval(self, ctx: CallbackContext) -> dict[str, float] | None:
+        results: dict[str, float] = {}
+        for cb in self.evaluations:
+            results.update(cb.on_eval(ctx) or {})
+        if world()[0] != 0:
+            return results or None
+        record = ctx.output_dir / "best.json"
+        if self.best is None:
+            self.best = json.loads(record.read_text(encoding="utf-8")) if record.is_file() else {}
+        changed = False
+        for metric in self.metrics:
+            value = results.get(metric)
+            if value is None or math.isnan(value):
+                continue
+            old = self.best.get(metric)
+            if old is None or value > float(old["value"]):  # type: ignore[arg-type]
+                folder = self.folder_name(metric)
+                ctx.encoder.save(ctx.output_dir / folder)  # type: ignore[attr-defined]
+                self.best[metric] = {"step": ctx.step, "value": value, "folder": folder}
+                changed = True
+        if changed:
+            tmp = record.with_suffix(".json.tmp")
+            tmp.write_text(json.dumps(self.best, indent=2) + "\n", encoding="utf-8")
+            os.replace(tmp, record)
+        return results or None
+
+
 def build_evaluation_callbacks(config: EvalConfig, model: ModelConfig, encoder: Encoder) -> list[Callback]:
-    """The callbacks the ``eval`` section asks for (data read now); prompt names checked against ``encoder``."""
+    """The callbacks the ``eval`` section asks for (data read now); prompt names checked against ``encoder``.
+
+    With ``keep_best``, one :class:`KeepBest` wrapping them; every named metric must be one the sets log.
+    """
     callbacks: list[Callback] = []
-    if config.retrieval is not None:
-        retrieval = RetrievalEvaluation.from_config(config.retrieval, model)
+    logged: dict[str, str] = {}  # metric key -> the config key of the set logging it
+    retrievals = [("eval.retrieval", config.retrieval)] if config.retrieval is not None else []
+    retrievals += [(f"eval.retrieval_sets[{i}]", c) for i, c in enumerate(config.retrieval_sets)]
+    for key, cfg in retrievals:
+        retrieval = RetrievalEvaluation.from_config(cfg, model, key)
         query_tower, doc_tower = towers(encoder)
-        resolve_prompt(query_tower, retrieval.query_prompt_name, "eval.retrieval.query_prompt_name")
-        resolve_prompt(doc_tower, retrieval.doc_prompt_name, "eval.retrieval.doc_prompt_name")
+        resolve_prompt(query_tower, retrieval.query_prompt_name, f"{key}.query_prompt_name")
+        resolve_prompt(doc_tower, retrieval.doc_prompt_name, f"{key}.doc_prompt_name")
+        _claim(logged, [f"{retrieval.name}/{m}" for m in retrieval.metrics], key)
         callbacks.append(retrieval)
-    if config.sts is not None:
-        sts = STSEvaluation.from_config(config.sts, model)
-        resolve_prompt(encoder, sts.prompt_name, "eval.sts.prompt_name")
+    stss = [("eval.sts", config.sts)] if config.sts is not None else []
+    stss += [(f"eval.sts_sets[{i}]", c) for i, c in enumerate(config.sts_sets)]
+    for key, scfg in stss:
+        sts = STSEvaluation.from_config(scfg, model, key)
+        resolve_prompt(encoder, sts.prompt_name, f"{key}.prompt_name")
+        _claim(logged, [f"{sts.name}/spearman"], key)
         callbacks.append(sts)
-    return callbacks
+    if not config.keep_best:
+        return callbacks
+    for i, metric in enumerate(config.keep_best):
+        if metric not in logged:
+            known = ", ".join(logged) or "none: add eval.sts or eval.retrieval sets"
+            raise ConfigError(f"eval.keep_best[{i}]", f"{metric!r} is not a logged metric (logged: {known})")
+    return [KeepBest(callbacks, config.keep_best)]
+
+
+def _claim(logged: dict[str, str], metrics: Sequence[str], key: str) -> None:
+    """Record that ``key`` logs ``metrics``; two sets logging one metric name is a ConfigError (set ``name``)."""
+    for metric in metrics:
+        if metric in logged:
+            raise ConfigError(
+                f"{key}.name", f"{metric!r} is logged by {logged[metric]} too; give the sets distinct names"
+            )
+        logged[metric] = key
