@@ -114,7 +114,11 @@ def _correlations(pred: Sequence[float], gold: Sequence[float]) -> dict[str, flo
     return {"spearman": spearman(pred, gold), "pearson": pearson(pred, gold)}
 
 
-def rankdata(values: Sequence[float]) -> np.ndarray:
+Scores = Sequence[float] | np.ndarray | Tensor
+"""Scores as the correlations take them: a sequence, a 1-d array or a 1-d CPU tensor."""
+
+
+def rankdata(values: Scores) -> np.ndarray:
     """1-based ranks in increasing order, tied values sharing the mean of their ranks (float64)."""
     x = np.asarray(values, dtype=np.float64)
     order = np.argsort(x, kind="stable")
@@ -128,7 +132,7 @@ def rankdata(values: Sequence[float]) -> np.ndarray:
     return ranks
 
 
-def pearson(x: Sequence[float], y: Sequence[float]) -> float:
+def pearson(x: Scores, y: Scores) -> float:
     """Pearson correlation in float64; ValueError for unequal lengths, fewer than 2 values or a constant input."""
     a, b = np.asarray(x, dtype=np.float64), np.asarray(y, dtype=np.float64)
     if a.shape != b.shape or a.ndim != 1 or len(a) < 2:
@@ -142,7 +146,7 @@ def pearson(x: Sequence[float], y: Sequence[float]) -> float:
     return max(-1.0, min(1.0, float(a @ b) / denominator))
 
 
-def spearman(x: Sequence[float], y: Sequence[float], *, undefined: float | None = None) -> float:
+def spearman(x: Scores, y: Scores, *, undefined: float | None = None) -> float:
     """Spearman's rank correlation: :func:`pearson` of :func:`rankdata` (ties get mean ranks).
 
     ``x`` and ``y`` are sequences or 1-d CPU tensors. A constant input has no
