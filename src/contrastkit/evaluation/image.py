@@ -133,8 +133,13 @@ def evaluate_image_classification(
     **probe: Any,
 ) -> ImageClassificationResult:
     """Encode both sides and run :func:`classify_embeddings` (``probe``: its keyword arguments)."""
-    kw = {"modality": modality, "batch_size": batch_size, "prompt_name": prompt_name, "cache": cache}
-    x_train, x_test = encode_items(encoder, train_items, **kw), encode_items(encoder, test_items, **kw)
+
+    def encode(items: Any) -> Tensor:
+        return encode_items(
+            encoder, items, modality=modality, batch_size=batch_size, prompt_name=prompt_name, cache=cache
+        )
+
+    x_train, x_test = encode(train_items), encode(test_items)
     return classify_embeddings(x_train, train_labels, x_test, test_labels, **probe)
 
 

@@ -71,12 +71,15 @@ def visual_sts(
     cache: EmbeddingCache | None = None,
 ) -> VisualStsResult:
     """Score a texts-in pixel encoder on STS pairs (and ``text_encoder`` on the same pairs, when given)."""
-    kw = {"batch_size": batch_size, "prompt_name": prompt_name, "cache": cache}
-    pixel = evaluate_sts(pixel_encoder, pairs, **kw)
+
+    def score(encoder: Any) -> StsResult:
+        return evaluate_sts(encoder, pairs, batch_size=batch_size, prompt_name=prompt_name, cache=cache)
+
+    pixel = score(pixel_encoder)
     metrics = dict(pixel.metrics)
     text = None
     if text_encoder is not None:
-        text = evaluate_sts(text_encoder, pairs, **kw)
+        text = score(text_encoder)
         metrics |= {f"text_{k}": v for k, v in text.metrics.items()}
     metrics["main_score"] = pixel.metrics["spearman"]
     return VisualStsResult(metrics, pixel, text)
