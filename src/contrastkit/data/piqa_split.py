@@ -30,18 +30,16 @@ Command line::
 from __future__ import annotations
 
 import argparse
-import hashlib
 import json
-import os
 import shutil
 import sys
-import tempfile
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 from contrastkit.data.beir import QRELS_HEADER, load_beir
 from contrastkit.data.errors import DataError
+from contrastkit.data.holdout import unit_hash, write_atomically
 
 PARTS = ("eval", "dev", "train")
 
@@ -58,9 +56,8 @@ class Question:
 
 
 def part_of(goal: str, seed: int, eval_fraction: float, dev_fraction: float) -> str:
-    """``eval``, ``dev`` or ``train`` for a goal text: a uniform number in [0, 1) from sha256(seed, goal)."""
-    digest = hashlib.sha256(f"{seed}\x00{goal.strip()}".encode()).digest()
-    u = int.from_bytes(digest[:8], "big") / 2**64
+    """``eval``, ``dev`` or ``train`` for a goal text, by :func:`~contrastkit.data.holdout.unit_hash`."""
+    u = unit_hash(seed, goal)
     if u < eval_fraction:
         return "eval"
     return "dev" if u < eval_fraction + dev_fraction else "train"
@@ -117,16 +114,14 @@ def split_piqa(
     parts: dict[str, list[Question]] = {p: [] for p in PARTS}
     for q in questions:
         parts[part_of(q.goal, seed, eval_fraction, dev_fraction)].append(q)
-    target = Path(out).absolute()
-    target.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.tmp-", dir=target.parent))
-    try:
+    counts = {p: len(parts[p]) for p in PARTS}
+
+    def write(tmp: Path) -> None:
         with (tmp / "train.jsonl").open("w", encoding="utf-8") as f:
             for q in parts["train"]:
                 f.write(json.dumps({"anchor": q.goal, "positive": q.positive, "negative": q.negative}) + "\n")
         for name in ("eval", "dev"):
             _write_beir(source, tmp / name, parts[name])
-        counts = {p: len(parts[p]) for p in PARTS}
         meta = {
             "source": str(source.resolve()),
             "seed": seed,
@@ -136,12 +131,8 @@ def split_piqa(
             "questions": counts,
         }
         (tmp / "meta.json").write_text(json.dumps(meta, indent=2) + "\n", encoding="utf-8")
-        if target.exists():
-            shutil.rmtree(target)
-        os.replace(tmp, target)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
+
+    write_atomically(out, write)
     return counts
 
 
