@@ -24,6 +24,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Protocol
 
 import torch
 from torch import Tensor, nn
@@ -39,6 +40,13 @@ def split_features(features: Features, chunk_size: int) -> list[Features]:
         raise ValueError(f"chunk_size must be >= 1, got {chunk_size}")
     n = next(iter(features.values())).shape[0]
     return [{k: v[i : i + chunk_size] for k, v in features.items()} for i in range(0, n, chunk_size)]
+
+
+class TextEmbedder(Protocol):
+    """What code that only encodes needs of a model: an :class:`Encoder`, or anything with its ``encode``
+    (an evaluation ``CachedEncoder``)."""
+
+    def encode(self, texts: Sequence[str], *, batch_size: int = 64, prompt_name: str | None = None) -> Tensor: ...
 
 
 class Encoder(nn.Module):

@@ -35,6 +35,7 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from contrastkit.data.examples import Batch, Example
+from contrastkit.encoders.base import TextEmbedder
 from contrastkit.objectives.distill import TeacherTargets
 from contrastkit.objectives.targets import Targets
 
@@ -48,12 +49,6 @@ class PairScorer(Protocol):
     """A teacher: one relevance score per (query, document) pair, higher = more relevant."""
 
     def score(self, pairs: Sequence[Pair], batch_size: int = 32) -> Tensor: ...
-
-
-class TextEmbedder(Protocol):
-    """What :class:`BiEncoderTeacher` needs of an encoder: a contrastkit :class:`~contrastkit.encoders.base.Encoder`."""
-
-    def encode(self, texts: Sequence[str], *, batch_size: int = 64, prompt_name: str | None = None) -> Tensor: ...
 
 
 class BiEncoderTeacher:

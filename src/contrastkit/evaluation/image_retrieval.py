@@ -35,7 +35,7 @@ Example::
 from __future__ import annotations
 
 import time
-from collections.abc import Hashable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import numpy as np
@@ -45,16 +45,23 @@ from torch import Tensor
 
 from contrastkit.evaluation.cache import EmbeddingCache
 from contrastkit.evaluation.image import Modality, as_items, encode_items
-from contrastkit.evaluation.metrics import average_precision, mean_metrics, per_query_metrics
+from contrastkit.evaluation.metrics import (
+    DocId,
+    OrderedDocId,
+    QueryId,
+    average_precision,
+    mean_metrics,
+    per_query_metrics,
+)
 from contrastkit.evaluation.retrieval import RetrievalResult, search
 
 
 def evaluate_any2any(
     query_encoder: Any,
-    queries: Mapping[Hashable, Any],
+    queries: Mapping[QueryId, Any],
     doc_encoder: Any,
-    corpus: Mapping[Hashable, Any],
-    qrels: Mapping[Hashable, Mapping[Hashable, int]],
+    corpus: Mapping[OrderedDocId, Any],
+    qrels: Mapping[QueryId, Mapping[OrderedDocId, int]],
     *,
     query_modality: Modality,
     doc_modality: Modality,
@@ -113,10 +120,10 @@ def evaluate_any2any(
 
 def evaluate_document_retrieval(
     text_encoder: Any,
-    queries: Mapping[Hashable, str],
+    queries: Mapping[QueryId, str],
     page_encoder: Any,
-    pages: Mapping[Hashable, Any],
-    qrels: Mapping[Hashable, Mapping[Hashable, int]],
+    pages: Mapping[OrderedDocId, Any],
+    qrels: Mapping[QueryId, Mapping[OrderedDocId, int]],
     **kwargs: Any,
 ) -> RetrievalResult:
     """Document understanding (ViDoRe): text queries ranked against page images; main score ``ndcg@5``."""
@@ -125,7 +132,7 @@ def evaluate_document_retrieval(
                             doc_modality="image", **kwargs)  # fmt: skip
 
 
-def render_pages(texts: Mapping[Hashable, str], renderer: Any) -> dict[Hashable, np.ndarray]:
+def render_pages(texts: Mapping[DocId, str], renderer: Any) -> dict[DocId, np.ndarray]:
     """Each text rendered as a page image by ``renderer.render`` (use a :class:`Renderer` with ``mode="wrap"``)."""
     return {doc_id: renderer.render(text) for doc_id, text in texts.items()}
 

@@ -39,12 +39,19 @@ from __future__ import annotations
 
 import math
 from collections.abc import Hashable, Iterable, Mapping, Sequence
+from typing import TYPE_CHECKING, TypeVar
 
-DocId = Hashable
-Relevance = Mapping[DocId, float]
+if TYPE_CHECKING:
+    from _typeshed import SupportsRichComparison
+
+QueryId = TypeVar("QueryId", bound=Hashable)
+DocId = TypeVar("DocId", bound=Hashable)
+"""Query and document ids: any hashable values (strings in BEIR), one type per call."""
+OrderedDocId = TypeVar("OrderedDocId", bound="SupportsRichComparison")
+"""A document id that also orders (ties in a ranking break by increasing id)."""
 
 
-def ndcg_at_k(ranking: Sequence[DocId], relevance: Relevance, k: int) -> float:
+def ndcg_at_k(ranking: Sequence[DocId], relevance: Mapping[DocId, float], k: int) -> float:
     """nDCG@k of one query: graded gains, log2 discount, ideal DCG from the qrels (see the module docstring)."""
     _check(ranking, relevance, k)
     dcg = sum(_gain(relevance, doc) / math.log2(i + 2) for i, doc in enumerate(ranking[:k]))
@@ -53,7 +60,7 @@ def ndcg_at_k(ranking: Sequence[DocId], relevance: Relevance, k: int) -> float:
     return dcg / idcg
 
 
-def mrr_at_k(ranking: Sequence[DocId], relevance: Relevance, k: int) -> float:
+def mrr_at_k(ranking: Sequence[DocId], relevance: Mapping[DocId, float], k: int) -> float:
     """Reciprocal rank of the first relevant document within the top k (0 when there is none)."""
     _check(ranking, relevance, k)
     for i, doc in enumerate(ranking[:k]):
@@ -62,14 +69,14 @@ def mrr_at_k(ranking: Sequence[DocId], relevance: Relevance, k: int) -> float:
     return 0.0
 
 
-def recall_at_k(ranking: Sequence[DocId], relevance: Relevance, k: int) -> float:
+def recall_at_k(ranking: Sequence[DocId], relevance: Mapping[DocId, float], k: int) -> float:
     """Relevant documents in the top k over all relevant documents of the query."""
     _check(ranking, relevance, k)
     hits = sum(1 for doc in ranking[:k] if _gain(relevance, doc) > 0)
     return hits / _num_relevant(relevance)
 
 
-def average_precision(ranking: Sequence[DocId], relevance: Relevance) -> float:
+def average_precision(ranking: Sequence[DocId], relevance: Mapping[DocId, float]) -> float:
     """Mean of precision@i over the ranks i of relevant documents, over all relevant documents of the query.
 
     Relevant documents missing from the ranking contribute 0 (the denominator
@@ -84,7 +91,9 @@ def average_precision(ranking: Sequence[DocId], relevance: Relevance) -> float:
     return total / _num_relevant(relevance)
 
 
-def query_metrics(ranking: Sequence[DocId], relevance: Relevance, k_values: Iterable[int]) -> dict[str, float]:
+def query_metrics(
+    ranking: Sequence[DocId], relevance: Mapping[DocId, float], k_values: Iterable[int]
+) -> dict[str, float]:
     """All metrics of one query: ``ndcg@k``, ``mrr@k``, ``recall@k`` for each k, and ``map``."""
     out: dict[str, float] = {}
     for k in k_values:
@@ -96,11 +105,11 @@ def query_metrics(ranking: Sequence[DocId], relevance: Relevance, k_values: Iter
 
 
 def per_query_metrics(
-    rankings: Mapping[Hashable, Sequence[DocId]],
-    qrels: Mapping[Hashable, Relevance],
+    rankings: Mapping[QueryId, Sequence[DocId]],
+    qrels: Mapping[QueryId, Mapping[DocId, float]],
     *,
     k_values: Iterable[int] = (1, 10, 100),
-) -> dict[Hashable, dict[str, float]]:
+) -> dict[QueryId, dict[str, float]]:
     """:func:`query_metrics` for every query that has a ranking and at least one relevant document.
 
     Queries without a relevant document, without qrels or without a ranking
@@ -114,7 +123,7 @@ def per_query_metrics(
     }
 
 
-def mean_metrics(per_query: Mapping[Hashable, Mapping[str, float]]) -> dict[str, float]:
+def mean_metrics(per_query: Mapping[QueryId, Mapping[str, float]]) -> dict[str, float]:
     """Each metric averaged over the queries of ``per_query`` (a :func:`per_query_metrics` result)."""
     if not per_query:
         raise ValueError("no query to average over: no query has both a ranking and a relevant document")
@@ -122,21 +131,21 @@ def mean_metrics(per_query: Mapping[Hashable, Mapping[str, float]]) -> dict[str,
     return {name: math.fsum(m[name] for m in per_query.values()) / len(per_query) for name in names}
 
 
-def rank_by_score(scores: Mapping[DocId, float], k: int | None = None) -> list[DocId]:
+def rank_by_score(scores: Mapping[OrderedDocId, float], k: int | None = None) -> list[OrderedDocId]:
     """Document ids by decreasing score, ties by increasing document id; the first ``k`` when given."""
     ranked = sorted(scores, key=lambda doc: (-scores[doc], doc))
     return ranked if k is None else ranked[:k]
 
 
-def _gain(relevance: Relevance, doc: DocId) -> float:
+def _gain(relevance: Mapping[DocId, float], doc: DocId) -> float:
     return max(relevance.get(doc, 0), 0)
 
 
-def _num_relevant(relevance: Relevance) -> int:
+def _num_relevant(relevance: Mapping[DocId, float]) -> int:
     return sum(1 for g in relevance.values() if g > 0)
 
 
-def _check(ranking: Sequence[DocId], relevance: Relevance, k: int) -> None:
+def _check(ranking: Sequence[DocId], relevance: Mapping[DocId, float], k: int) -> None:
     if isinstance(k, bool) or not isinstance(k, int) or k < 1:
         raise ValueError(f"k must be a positive integer, got {k!r}")
     if _num_relevant(relevance) == 0:

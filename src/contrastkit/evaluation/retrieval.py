@@ -27,22 +27,22 @@ Example::
 from __future__ import annotations
 
 import time
-from collections.abc import Hashable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Generic
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from contrastkit.evaluation.metrics import mean_metrics, per_query_metrics
+from contrastkit.evaluation.metrics import OrderedDocId, QueryId, mean_metrics, per_query_metrics
 
 if TYPE_CHECKING:  # only the type: importing the encoders package loads transformers
-    from contrastkit.encoders.base import Encoder
+    from contrastkit.encoders.base import TextEmbedder
 
 
 @dataclass(frozen=True)
-class RetrievalResult:
+class RetrievalResult(Generic[QueryId, OrderedDocId]):
     """What :func:`evaluate_retrieval` measured.
 
     Attributes:
@@ -56,8 +56,8 @@ class RetrievalResult:
     """
 
     metrics: dict[str, float]
-    per_query: dict[Hashable, dict[str, float]]
-    rankings: dict[Hashable, list[tuple[Hashable, float]]]
+    per_query: dict[QueryId, dict[str, float]]
+    rankings: dict[QueryId, list[tuple[OrderedDocId, float]]]
     num_queries: int
     num_docs: int
     encode_seconds: float
@@ -65,17 +65,17 @@ class RetrievalResult:
 
 
 def evaluate_retrieval(
-    encoder: Encoder,
-    queries: Mapping[Hashable, str],
-    corpus: Mapping[Hashable, str],
-    qrels: Mapping[Hashable, Mapping[Hashable, int]],
+    encoder: TextEmbedder,
+    queries: Mapping[QueryId, str],
+    corpus: Mapping[OrderedDocId, str],
+    qrels: Mapping[QueryId, Mapping[OrderedDocId, int]],
     *,
     k_values: Sequence[int] = (1, 10, 100),
     batch_size: int = 64,
     query_prompt_name: str | None = None,
     doc_prompt_name: str | None = None,
-    doc_encoder: Encoder | None = None,
-) -> RetrievalResult:
+    doc_encoder: TextEmbedder | None = None,
+) -> RetrievalResult[QueryId, OrderedDocId]:
     """Encode, search exactly by cosine, and score with trec_eval definitions (see the module docstring).
 
     Args:
@@ -187,7 +187,7 @@ def _top(scores: Tensor, k: int) -> tuple[Tensor, Tensor]:
 
 
 def _check_relevant_in_corpus(
-    qids: Sequence[Hashable], qrels: Mapping[Hashable, Mapping[Hashable, int]], corpus: Mapping[Hashable, str]
+    qids: Sequence[QueryId], qrels: Mapping[QueryId, Mapping[OrderedDocId, int]], corpus: Mapping[OrderedDocId, str]
 ) -> None:
     missing = [(q, d) for q in qids for d, g in qrels[q].items() if g > 0 and d not in corpus]
     if missing:
