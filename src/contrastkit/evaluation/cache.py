@@ -165,14 +165,14 @@ class EmbeddingCache:
         while self.max_models is not None and len(self._rows) > self.max_models:
             self._rows.popitem(last=False)  # least recently used model
         if self.folder is not None and not mkey.startswith("local-"):
-            self._load_shards(mkey)
+            self._load_shards(self.folder, mkey)
         return self._rows[mkey]
 
-    def _load_shards(self, mkey: str) -> None:
+    def _load_shards(self, root: Path, mkey: str) -> None:
         from safetensors import safe_open
 
         rows = self._rows[mkey]
-        for path in sorted(self._model_folder(mkey).glob("*.safetensors")):
+        for path in sorted(_model_folder(root, mkey).glob("*.safetensors")):
             try:
                 with safe_open(str(path), framework="pt") as f:
                     keys = json.loads((f.metadata() or {})["keys"])
@@ -185,17 +185,12 @@ class EmbeddingCache:
             rows.update(zip(keys, emb.float().unbind(0), strict=True))
             self.stats.disk_rows_loaded += len(keys)
 
-    def _model_folder(self, mkey: str) -> Path:
-        """``folder/<key>``; a caller-chosen ``model_key`` that is not a hex digest is hashed into a safe name."""
-        name = mkey if re.fullmatch(r"[0-9a-f]{64}", mkey) else hashlib.sha256(mkey.encode()).hexdigest()
-        return self.folder / name  # type: ignore[operator]
-
     def _write_shard(self, mkey: str, keys: list[str], emb: Tensor) -> None:
         if self.folder is None or mkey.startswith("local-"):
             return
         from safetensors.torch import save_file
 
-        folder = self._model_folder(mkey)
+        folder = _model_folder(self.folder, mkey)
         folder.mkdir(parents=True, exist_ok=True)
         name = hashlib.sha256("\n".join(keys).encode()).hexdigest()[:32]
         final = folder / f"{name}.safetensors"
@@ -288,6 +283,12 @@ def encode_cached(
     return cache.encode(encoder, texts, batch_size=batch_size, prompt=prompt, prompt_name=prompt_name)
 
 
+def _model_folder(root: Path, mkey: str) -> Path:
+    """``root/<key>``; a caller-chosen ``model_key`` that is not a hex digest is hashed into a safe name."""
+    name = mkey if re.fullmatch(r"[0-9a-f]{64}", mkey) else hashlib.sha256(mkey.encode()).hexdigest()
+    return root / name
+
+
 class CachedEncoder:
     """An encoder whose ``encode`` goes through an :class:`EmbeddingCache`; everything else is delegated.
 
@@ -301,6 +302,10 @@ class CachedEncoder:
         cache: the cache to use (default: a new in-memory one, this wrapper's own).
         model_key: fixed model identity instead of :func:`model_fingerprint`.
     """
+
+    encoder: Any
+    cache: EmbeddingCache
+    fixed_key: str | None
 
     def __init__(self, encoder: Any, cache: EmbeddingCache | None = None, *, model_key: str | None = None) -> None:
         if isinstance(encoder, CachedEncoder):
