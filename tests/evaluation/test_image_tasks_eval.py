@@ -126,7 +126,7 @@ def test_image_task_types_run_through_run_task(tmp_path) -> None:
     assert sts.metrics["main_score"] == sts.metrics["spearman"]
     with pytest.raises(ValueError, match="use split 'test'"):
         load_task_data("image-classification", "digits", "train")
-    with pytest.raises(ValueError, match="unknown options"):
+    with pytest.raises(ValueError, match=r"unknown option\(s\) k; valid options: text_model, renderer"):
         run_task("visual-sts", _pixel(), tmp_path / "sts", options=EvalOptions(params={"k": 3}))
 
 

@@ -280,9 +280,7 @@ def _run_visual_sts(encoder: Any, data: Any, options: Any) -> tuple[dict[str, fl
     from contrastkit.encoders import load_encoder
 
     params = dict(options.params)
-    text_model, render = params.pop("text_model", None), params.pop("renderer", None)
-    if params:
-        raise ValueError(f"visual-sts: unknown options {sorted(params)} (known: text_model, renderer)")
+    text_model, render = params.pop("text_model", None), params.pop("renderer", None)  # run_task checked the rest
     if render is not None:  # an image encoder: render the sentences first
         from contrastkit.data.render import Renderer
 
