@@ -177,7 +177,9 @@ def run_reasoning(
     items, notes = _choices(folder, split, data, multiple_choice)
     cached = CachedEncoder(encoder, cache)
     corpus = {d: t.strip() for d, t in data.corpus.items()}  # RAR-b: (title + " " + text).strip()
-    retrieval, mcr, metrics = {}, {}, {}
+    retrieval: dict[str, RetrievalResult] = {}
+    mcr: dict[str, MultipleChoiceResult] = {}
+    metrics: dict[str, float] = {}
     for mode in modes:
         name, used, suffix = ("instruction" if mode else "plain"), (text if mode else None), MODE_SUFFIX[mode]
         queries = {q: with_instruction(used, t) for q, t in data.queries.items()}
@@ -202,7 +204,7 @@ def run_reasoning(
         num_queries=first.num_queries,
         num_docs=first.num_docs,
         num_questions=len(items or ()),
-        encode_seconds=sum(r.encode_seconds for r in [*retrieval.values(), *mcr.values()]),
+        encode_seconds=sum(r.encode_seconds for r in retrieval.values()) + sum(m.encode_seconds for m in mcr.values()),
         seconds=time.perf_counter() - start,
         notes=notes,
     )
