@@ -22,6 +22,7 @@ from contrastkit.evaluation.rerank import (
     rerank,
     write_trec_run,
 )
+from contrastkit.evaluation.retrieval import evaluate_retrieval
 
 
 def _data(seed: int = 0):
@@ -113,7 +114,9 @@ def test_two_stage_equals_dense_first_stage_then_rerank(body, cross):
     corpus, queries, qrels = _data(1)
     bi = TextEncoder.from_folder(body)
     evaluated = {q: t for q, t in queries.items() if qrels[q]}
-    first = dense_rankings(bi, evaluated, corpus, qrels, top_k=6)
+    first = dense_rankings(bi, evaluated, corpus, top_k=6)
+    exact = evaluate_retrieval(bi, evaluated, corpus, qrels, k_values=(6,)).rankings
+    assert {q: [d for d, _ in r] for q, r in first.items()} == {q: [d for d, _ in r] for q, r in exact.items()}
     expected = rerank(cross, evaluated, corpus, first, top_k=6)
     got = TwoStage(bi, cross, top_k=6).search(evaluated, corpus)
     assert {q: [d for d, _ in r] for q, r in got.items()} == {q: [d for d, _ in r] for q, r in expected.items()}

@@ -44,8 +44,6 @@ from contrastkit.data.errors import DataError
 from contrastkit.evaluation.metrics import mean_metrics, per_query_metrics
 
 if TYPE_CHECKING:
-    from torch import Tensor
-
     from contrastkit.encoders.base import Encoder
     from contrastkit.encoders.cross import CrossEncoderModel
 
@@ -131,21 +129,25 @@ def dense_rankings(
     encoder: Encoder,
     queries: Mapping[str, str],
     corpus: Mapping[str, str],
-    qrels: Mapping[str, Mapping[str, int]],
     *,
     top_k: int = 100,
     batch_size: int = 64,
     query_prompt_name: str | None = None,
     doc_prompt_name: str | None = None,
 ) -> Rankings:
-    """A bi-encoder's exact cosine top ``top_k`` for every query with a relevant document."""
-    from contrastkit.evaluation.retrieval import evaluate_retrieval
+    """A bi-encoder's exact cosine top ``top_k`` for every query (ties by document id, as in retrieval)."""
+    import torch.nn.functional as F
 
-    result = evaluate_retrieval(
-        encoder, queries, corpus, qrels, k_values=(top_k,), batch_size=batch_size,
-        query_prompt_name=query_prompt_name, doc_prompt_name=doc_prompt_name,
-    )  # fmt: skip
-    return {str(q): [(str(d), float(s)) for d, s in r] for q, r in result.rankings.items()}
+    from contrastkit.evaluation.retrieval import search
+
+    doc_ids, qids = sorted(corpus), list(queries)
+    q = encoder.encode([queries[i] for i in qids], batch_size=batch_size, prompt_name=query_prompt_name)
+    d = encoder.encode([corpus[i] for i in doc_ids], batch_size=batch_size, prompt_name=doc_prompt_name)
+    scores, index = search(F.normalize(q.float(), dim=-1), F.normalize(d.float(), dim=-1), top_k=top_k)
+    return {
+        qid: [(doc_ids[j], s) for j, s in zip(row, row_scores, strict=True)]
+        for qid, row, row_scores in zip(qids, index.tolist(), scores.tolist(), strict=True)
+    }
 
 
 def rerank(
@@ -229,23 +231,8 @@ class TwoStage:
 
     def search(self, queries: Mapping[str, str], corpus: Mapping[str, str], *, batch_size: int = 32) -> Rankings:
         """Per query, the reranked top ``top_k`` ``(doc_id, score)``, best first."""
-        from contrastkit.evaluation.retrieval import search
-
-        doc_ids, qids = sorted(corpus), list(queries)
-        q = self.retriever.encode([queries[i] for i in qids], batch_size=batch_size)
-        d = self.retriever.encode([corpus[i] for i in doc_ids], batch_size=batch_size)
-        scores, index = search(_unit(q), _unit(d), top_k=self.top_k)
-        first = {
-            qid: [(doc_ids[j], s) for j, s in zip(row, row_scores, strict=True)]
-            for qid, row, row_scores in zip(qids, index.tolist(), scores.tolist(), strict=True)
-        }
+        first = dense_rankings(self.retriever, queries, corpus, top_k=self.top_k, batch_size=batch_size)
         return rerank(self.reranker, queries, corpus, first, top_k=self.top_k, batch_size=batch_size, alpha=self.alpha)
-
-
-def _unit(x: Tensor) -> Tensor:
-    import torch.nn.functional as F
-
-    return F.normalize(x.float(), dim=-1)
 
 
 def _metrics(

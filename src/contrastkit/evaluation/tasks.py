@@ -363,8 +363,9 @@ def _rerank_first_stage(data: Any, params: Mapping[str, Any], options: EvalOptio
 
     retriever = CachedEncoder(load_encoder(first_stage), options.cache)
     query, doc = retrieval_prompts(retriever, options)  # the prompts are the first stage's
+    judged = {q: data.queries[q] for q in data.qrels if any(g > 0 for g in data.qrels[q].values())}
     return rerank.dense_rankings(
-        retriever, data.queries, data.corpus, data.qrels, top_k=top_k, batch_size=options.batch_size,
+        retriever, judged, data.corpus, top_k=top_k, batch_size=options.batch_size,
         query_prompt_name=query, doc_prompt_name=doc,
     )  # fmt: skip
 
