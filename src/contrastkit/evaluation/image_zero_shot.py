@@ -18,9 +18,9 @@ Example::
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Hashable, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, SupportsInt
 
 import numpy as np
 import torch.nn.functional as F
@@ -95,7 +95,7 @@ def zero_shot_from_embeddings(
     item_emb: Tensor, labels: Any, class_emb: Tensor, prompts: Sequence[str] = ()
 ) -> ZeroShotResult:
     """Zero-shot accuracy of (n, d) item embeddings against (C, d) class embeddings; labels are class indices."""
-    gold = [int(y) for y in as_labels(labels)]
+    gold = [_class_index(y) for y in as_labels(labels)]
     if len(gold) != item_emb.shape[0]:
         raise ValueError(f"{len(gold)} labels for {item_emb.shape[0]} items")
     bad = [y for y in gold if not 0 <= y < class_emb.shape[0]]
@@ -112,3 +112,10 @@ def zero_shot_predict(item_emb: Tensor, class_emb: Tensor) -> list[int]:
         raise ValueError(f"item embeddings have dim {item_emb.shape[-1]}, class embeddings {class_emb.shape[-1]}")
     sims = F.normalize(item_emb.double(), dim=-1) @ F.normalize(class_emb.double(), dim=-1).T
     return [int(i) for i in np.argmax(sims.numpy(), axis=1)]  # numpy: the first maximum on ties
+
+
+def _class_index(label: Hashable) -> int:
+    """A label as a class index (an int, an integer string, a 0-d tensor...); TypeError for anything else."""
+    if isinstance(label, (str, SupportsInt)):
+        return int(label)
+    raise TypeError(f"zero-shot labels are class indices, got {label!r}")
