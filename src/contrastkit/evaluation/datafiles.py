@@ -59,10 +59,14 @@ def read_labelled(folder: str | Path, split: str) -> LabelledTexts:
     examples = load_examples(path, kind="labelled")
     if not examples:
         raise DataError("no data rows", path=path)
-    labels = [ex.label for ex in examples]
+    labels: list[int | str] = []
+    for row, ex in enumerate(examples, 1):
+        if ex.label is None:
+            raise DataError("missing label", path=path, row=row)
+        labels.append(ex.label)
     if len({type(label) for label in labels}) > 1:  # e.g. "1" read as int next to "pos": compare as strings
         labels = [str(label) for label in labels]
-    return LabelledTexts([ex.anchor for ex in examples], labels, [ex.group for ex in examples], path)  # type: ignore[misc]
+    return LabelledTexts([ex.anchor for ex in examples], labels, [ex.group for ex in examples], path)
 
 
 @dataclass(frozen=True)
@@ -84,9 +88,9 @@ def read_pairs(folder: str | Path, split: str) -> LabelledPairs:
     examples = load_examples(path, kind="graded", columns={"score": "label"})
     labels = []
     for row, ex in enumerate(examples, 1):
-        if ex.score not in (0.0, 1.0):
+        if ex.score is None or ex.score not in (0.0, 1.0):
             raise DataError(f"wrong value in column 'label': expected 0 or 1, got {ex.score!r}", path=path, row=row)
-        labels.append(int(ex.score))  # type: ignore[arg-type]
+        labels.append(int(ex.score))
     if not labels:
         raise DataError("no data rows", path=path)
     if 1 not in labels:
