@@ -172,7 +172,7 @@ def merge_lora(encoder: nn.Module) -> int:
         return 0
     from peft.tuners.tuners_utils import BaseTunerLayer
 
-    outer = []
+    outer: list[tuple[str, BaseTunerLayer]] = []
     for name, module in encoder.named_modules():
         if isinstance(module, BaseTunerLayer) and not any(name.startswith(o + ".") for o, _ in outer):
             outer.append((name, module))

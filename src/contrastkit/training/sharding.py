@@ -34,7 +34,7 @@ from __future__ import annotations
 
 import copy
 from collections.abc import Mapping
-from typing import Any
+from typing import Any, TypeVar
 
 import torch
 from torch import Tensor, nn
@@ -72,7 +72,10 @@ def transformer_blocks(module: nn.Module) -> list[nn.Module]:
     return blocks
 
 
-def meta_copy(module: nn.Module) -> nn.Module:
+ModuleT = TypeVar("ModuleT", bound=nn.Module)
+
+
+def meta_copy(module: ModuleT) -> ModuleT:
     """A deep copy of ``module`` whose parameters are on the ``meta`` device (no storage); buffers are copied."""
     memo: dict[int, Any] = {
         id(p): nn.Parameter(torch.empty_like(p, device="meta"), requires_grad=p.requires_grad)
@@ -117,7 +120,7 @@ class Sharding:
             f"this process holds {local:,} of its {total:,} parameters"
         )
 
-    def model_state(self) -> dict[str, Tensor]:
+    def model_state(self) -> dict[str, Any]:
         """The encoder's full state dict on rank 0's CPU (``{}`` on other ranks). Collective."""
         return get_model_state_dict(self.encoder, options=_GATHER)
 
