@@ -89,9 +89,7 @@ class RunLog:
             if metrics.get("nonfinite_update"):
                 cause = f"the update made weights non-finite (lr {metrics['lr']:.3g}): update undone and skipped"
             else:
-                cause = (
-                    f"non-finite loss ({metrics['loss']}) or gradient norm ({metrics['grad_norm']}): update skipped"
-                )
+                cause = f"non-finite loss ({metrics['loss']}) or gradient norm ({metrics['grad_norm']}): update skipped"
             text = f"step {step}: {cause} ({streak}/{limit} in a row)"
             self._write(step, {**metrics, "skipped": True, "warning": text})
             self.warn(text)
