@@ -18,7 +18,7 @@ import math
 from dataclasses import dataclass
 
 import torch
-from torch import nn
+from torch import Tensor, nn
 from torch.distributed.tensor import DTensor
 
 from contrastkit.objectives.temperature import clamp_temperatures
@@ -41,7 +41,9 @@ def split_parameters(model: nn.Module, loss: nn.Module | None) -> ParamGroups:
     shared between model and loss is counted once, in the model.
     """
     seen: set[int] = set()
-    decay, no_decay, loss_params = [], [], []
+    decay: list[nn.Parameter] = []
+    no_decay: list[nn.Parameter] = []
+    loss_params: list[nn.Parameter] = []
     for p in model.parameters():
         if p.requires_grad and id(p) not in seen:
             seen.add(id(p))
@@ -77,7 +79,7 @@ def build_optimizer(config: OptimConfig, model: nn.Module, loss: nn.Module | Non
     ]
     if not param_groups:
         raise ValueError("nothing to train: the model and the loss have no parameter with requires_grad=True")
-    fused = fused_supported([p for g in param_groups for p in g["params"]])
+    fused = fused_supported([p for _, params, _, _ in spec for p in params])
     optimizer = torch.optim.AdamW(param_groups, lr=config.lr, betas=config.betas, eps=config.eps, fused=fused)
     if loss is not None:  # a capped learnable temperature is clamped back after each step, as open_clip does
         optimizer.register_step_post_hook(functools.partial(_clamp_after_step, loss))
@@ -157,27 +159,27 @@ def clip_gradients(optimizer: torch.optim.Optimizer, max_norm: float | None) -> 
     """
     params = [p for group in optimizer.param_groups for p in group["params"] if p.grad is not None]
     if any(isinstance(p.grad, DTensor) for p in params):
-        return _clip_sharded(params, max_norm)
+        return _clip_sharded([p.grad for p in params if p.grad is not None], max_norm)
     if max_norm is not None:
         return float(torch.nn.utils.clip_grad_norm_(params, max_norm))
     return float(torch.nn.utils.get_total_norm([p.grad for p in params]))
 
 
-def _clip_sharded(params: list[nn.Parameter], max_norm: float | None) -> float:
+def _clip_sharded(grads: list[Tensor], max_norm: float | None) -> float:
     """:func:`clip_gradients` when some gradients are FSDP shards (DTensors) and others plain (the loss's).
 
     Each kind's norm is taken apart (a DTensor norm is completed over ranks),
     then combined; both kinds are scaled by the same clipping factor.
     """
-    kinds = [[p for p in params if isinstance(p.grad, DTensor) == sharded] for sharded in (True, False)]
+    kinds = [[g for g in grads if isinstance(g, DTensor) == sharded] for sharded in (True, False)]
     norms = []
     for kind in kinds:
         if kind:
-            norm = torch.nn.utils.get_total_norm([p.grad for p in kind])
+            norm = torch.nn.utils.get_total_norm(kind)
             norms.append(float(norm.full_tensor() if isinstance(norm, DTensor) else norm))
     total = math.sqrt(sum(n * n for n in norms))
     if max_norm is not None and math.isfinite(total):
         factor = min(1.0, max_norm / (total + 1e-6))
-        for p in params:
-            p.grad.mul_(factor)
+        for g in grads:
+            g.mul_(factor)
     return total
