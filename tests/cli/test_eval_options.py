@@ -72,3 +72,16 @@ def test_declared_options_match_the_runners_signatures() -> None:
     }
     for name, options in expected.items():
         assert set(get_task(name).options) == options, name
+
+
+def test_max_length_past_the_models_positions_exits_2_before_encoding(tmp_path, capsys) -> None:
+    from tiny_models import tiny_bert_folder
+
+    model = tiny_bert_folder(tmp_path / "bert", ["a", "b", "cat", "dog"], max_length=32)
+    data = tmp_path / "sts"
+    data.mkdir()
+    (data / "test.tsv").write_text("sentence1\tsentence2\tscore\na cat\ta dog\t1\ncat\tdog\t3\n")
+    capsys.readouterr()  # the folder writer's progress bar
+    assert main(["eval", str(model), "--task", "sts", "--data", str(data), "--max-length", "40"]) == 2
+    err = capsys.readouterr().err.strip()  # before: exit 0 on short texts, an IndexError on the first long one
+    assert err.endswith("error: --max-length: 40 is more tokens than the model has positions for (32); use <= 32")

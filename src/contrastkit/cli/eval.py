@@ -125,6 +125,10 @@ def run(args: argparse.Namespace) -> int:
     hf_logging.disable_progress_bar()
 
     encoder = (spec.load_model or load_encoder)(args.model, max_length=args.max_length)
+    if args.max_length is not None:  # past the model's positions the forward fails mid-encode
+        from contrastkit.training.build import check_max_length
+
+        check_max_length(encoder, args.max_length, "--max-length")
     options = EvalOptions(
         batch_size=args.batch_size,
         prompt_name=args.prompt,
