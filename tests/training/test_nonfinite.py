@@ -208,4 +208,19 @@ def test_the_cli_exits_3_when_the_last_step_was_skipped(tmp_path, monkeypatch, c
     monkeypatch.setattr(train_cli, "train", lambda config: result)
     args = argparse.Namespace(config=None, overrides=[f"train.output_dir={tmp_path}"], print_config=False)
     assert train_cli.run(args) == 3
-    assert "the last step (4) was skipped" in capsys.readouterr().err
+    assert f"the last step (4) of {tmp_path} was skipped" in capsys.readouterr().err
+
+
+def test_the_cli_exits_3_when_a_curriculum_run_ended_on_a_skipped_step(tmp_path, monkeypatch, capsys) -> None:
+    from contrastkit.training.curriculum import CurriculumResult
+
+    runs = [
+        TrainResult(tmp_path / "a", tmp_path / "a" / "final", 4, 0.5, 0, None),
+        TrainResult(tmp_path / "b", tmp_path / "b" / "final", 6, 0.5, 1, None, last_step_skipped=True),
+    ]
+    result = CurriculumResult(tmp_path, tmp_path / "final", (tmp_path / "final",), tuple(runs), ())
+    monkeypatch.setattr(train_cli, "load_curriculum", lambda path, overrides: object())
+    monkeypatch.setattr(train_cli, "run_curriculum", lambda curriculum: result)
+    args = argparse.Namespace(config=str(tmp_path / "stages.yaml"), overrides=[], print_config=False)
+    assert train_cli.run(args) == 3
+    assert f"the last step (6) of {tmp_path / 'b'} was skipped" in capsys.readouterr().err

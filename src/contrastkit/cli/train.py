@@ -68,13 +68,14 @@ def run(args: argparse.Namespace) -> int:
         done = f"{plural(len(result.trained), 'run')} trained now, {len(result.skipped)} done before"
         stages = plural(len(result.stage_models), "stage")
         print(f"trained a curriculum of {stages} ({done}); model: {result.final_model}")
+        runs = list(result.trained)
     else:
         print(f"trained {plural(result.steps, 'step')} (loss {result.loss:.4f}); model: {result.final_model}")
-        if result.last_step_skipped:
-            print(
-                f"contrastkit train: the last step ({result.steps}) was skipped (non-finite); the model holds the "
-                "last good step's weights: exit status 3",
-                file=sys.stderr,
-            )
-            return 3
-    return 0
+        runs = [result]
+    for skipped in (r for r in runs if r.last_step_skipped):
+        print(
+            f"contrastkit train: the last step ({skipped.steps}) of {skipped.output_dir} was skipped (non-finite); "
+            f"its model {skipped.final_model} holds the last good step's weights: exit status 3",
+            file=sys.stderr,
+        )
+    return 3 if any(r.last_step_skipped for r in runs) else 0
