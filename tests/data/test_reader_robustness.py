@@ -216,3 +216,10 @@ def test_results_files_of_compare_fail_as_value_errors_naming_the_file(tmp_path,
     with pytest.raises(ValueError, match=problem) as info:
         load_results(path)
     assert str(path) in str(info.value)
+
+
+def test_is_file_takes_a_name_the_file_system_refuses_for_a_miss(tmp_path):
+    from contrastkit.data.formats import is_file
+
+    assert is_file(write(tmp_path, "a.txt", "x")) and not is_file(tmp_path)
+    assert not is_file(tmp_path / ("n" * 5000))  # Path.is_file raises OSError (name too long) here

@@ -51,6 +51,14 @@ def text_lines(path: Path) -> Iterator[tuple[int, str]]:
         raise DataError(f"not a readable {what} ({type(e).__name__}: {e})", path=path, line=number + 1) from None
 
 
+def is_file(path: Path) -> bool:
+    """``path.is_file()``, except that a name the file system refuses (e.g. too long) is not a file either."""
+    try:
+        return path.is_file()
+    except OSError:
+        return False
+
+
 def parse_json(text: str) -> Any:
     """The JSON value of ``text``; every way it can fail is a :class:`DataError` without a location.
 

@@ -35,6 +35,7 @@ from typing import Any
 
 from contrastkit.data.errors import DataError
 from contrastkit.data.examples import Example
+from contrastkit.data.formats import is_file
 from contrastkit.data.records import Plan, resolve, to_example
 
 _BUILDERS = {".jsonl": "json", ".json": "json", ".csv": "csv", ".parquet": "parquet", ".arrow": "arrow"}
@@ -111,7 +112,7 @@ def _image_path(value: Any, column: str, root: Path | None) -> Any:
     if not isinstance(value, dict):
         return value
     path = value.get("path")
-    if path and (Path(path).is_absolute() or root is None or (root / path).is_file() or not value.get("bytes")):
+    if path and (Path(path).is_absolute() or root is None or is_file(root / path) or not value.get("bytes")):
         return path
     where = f" (its path {path!r} is not a file here)" if path else ""
     raise DataError(

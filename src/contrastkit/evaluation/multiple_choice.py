@@ -19,7 +19,7 @@ import torch.nn.functional as F
 
 from contrastkit.data.beir import BeirDataset, load_beir
 from contrastkit.data.errors import DataError
-from contrastkit.data.formats import parse_json, text_lines
+from contrastkit.data.formats import is_file, parse_json, text_lines
 from contrastkit.data.readers import json_records
 from contrastkit.evaluation.rarb_instructions import with_instruction
 
@@ -136,17 +136,9 @@ def _original_files(folder: Path) -> tuple[Path, Path] | None:
     listed = _meta(folder).get("original_files")
     names = [n for n in listed if isinstance(n, str)] if isinstance(listed, list) else []
     paths = [folder / n for n in names] or sorted((folder / "original").glob("*"))
-    questions = [p for p in paths if p.suffix == ".jsonl" and _is_file(p)]
-    labels = [p for p in paths if p.suffix == ".lst" and _is_file(p)]
+    questions = [p for p in paths if p.suffix == ".jsonl" and is_file(p)]
+    labels = [p for p in paths if p.suffix == ".lst" and is_file(p)]
     return (questions[0], labels[0]) if len(questions) == 1 and len(labels) == 1 else None
-
-
-def _is_file(path: Path) -> bool:
-    """Whether ``path`` is a file; a name the file system refuses (too long) is not a DataError but a miss."""
-    try:
-        return path.is_file()
-    except OSError:
-        return False
 
 
 def _read_piqa(folder: Path, questions: Path, labels_path: Path, data: BeirDataset) -> list[MultipleChoiceItem]:
