@@ -16,6 +16,11 @@ memory queue) and knows how an objective consumes a :class:`Batch`:
   number of texts); anchor-only examples give V = 2 copies of the anchor,
   which differ by dropout (unsupervised SimCSE). Labelled objectives also
   get the examples' labels as ids.
+* **score** objectives (``cosent``, ``codiemb``: CoDiEmb's STS list losses)
+  get the similarity of each graded pair (anchor, its one positive) and the
+  pairs' gold scores (:class:`ScoresLoss`); every example needs a ``score``.
+  The whole (gathered) batch is one list, so under data parallelism every
+  rank computes the global loss, as for views.
 
 The step runs the encoder on each side (anchors, candidates; or each view;
 a :class:`~contrastkit.encoders.dual.DualEncoder` embeds anchors / view 0
@@ -95,21 +100,39 @@ class ViewLoss(nn.Module):
         return self.objective(prepare(views, self.similarity), *extra)
 
 
-def build_contrastive_loss(objective: ObjectiveConfig, scale: ScaleConfig) -> ContrastiveLoss | ViewLoss:
+class ScoresLoss(nn.Module):
+    """A list objective (``Kind.SCORES``: ``objective(pred, gold)``) as a training loss, dense only.
+
+    ``forward(anchors (n, d), positives (n, d), gold (n,))``: ``pred_i`` is the
+    similarity of anchor i and its positive (cosine: both l2-normalised).
+    """
+
+    def __init__(self, objective: Objective, similarity: str) -> None:
+        super().__init__()
+        self.objective = objective
+        self.similarity = Similarity(similarity)
+
+    def forward(self, anchors: Tensor, positives: Tensor, gold: Tensor) -> Tensor:
+        pred = (prepare(anchors, self.similarity) * prepare(positives, self.similarity)).sum(dim=-1)
+        return self.objective(pred, gold)
+
+
+def build_contrastive_loss(objective: ObjectiveConfig, scale: ScaleConfig) -> ContrastiveLoss | ViewLoss | ScoresLoss:
     """The training loss from the config; config problems become :class:`ConfigError` on their key.
 
     Matrix and view-matrix objectives get a :class:`ContrastiveLoss` (dense or
-    tiled); other view objectives a :class:`ViewLoss`.
+    tiled); other view objectives a :class:`ViewLoss`; score (list) objectives a :class:`ScoresLoss`.
     """
     try:
         cls = REGISTRY.cls(objective.name)
     except KeyError as err:
         raise ConfigError("objective.name", str(err.args[0] if err.args else err)) from None
     plain_views = cls.info.kind is Kind.VIEWS and not issubclass(cls, ScaledObjective)
-    if not issubclass(cls, ScaledObjective) and not plain_views:
+    scores = cls.info.kind is Kind.SCORES
+    if not issubclass(cls, ScaledObjective) and not plain_views and not scores:
         raise ConfigError(
             "objective.name",
-            f"{objective.name!r} takes {cls.info.inputs}: the trainer trains matrix and view objectives only",
+            f"{objective.name!r} takes {cls.info.inputs}: the trainer trains matrix, view and score objectives only",
         )
     hparams = dict(objective.hparams)
     if objective.temperature is not None:
@@ -121,10 +144,10 @@ def build_contrastive_loss(objective: ObjectiveConfig, scale: ScaleConfig) -> Co
         instance = REGISTRY.get(objective.name, **hparams)
     except (TypeError, ValueError) as err:
         raise ConfigError("objective.hparams", str(err)) from None
-    if plain_views:
+    if plain_views or scores:
         if scale.tile_size is not None:
             raise ConfigError("scale.tile_size", f"{objective.name!r} is not row-separable; tile_size must be null")
-        return ViewLoss(instance, objective.similarity)
+        return (ScoresLoss if scores else ViewLoss)(instance, objective.similarity)
     try:
         return ContrastiveLoss(instance, similarity=objective.similarity, tile_size=scale.tile_size)
     except ValueError as err:
@@ -179,16 +202,18 @@ class BatchLoss(nn.Module):
         if pairs:
             check_pair_objective(obj, scale, world()[1])
         self.views = isinstance(obj, ViewMatrixObjective) or isinstance(self.loss, ViewLoss)
-        # the global loss is computed whole on every rank (views, symmetric objectives) rather than in row parts
-        self.replicated = self.views or (isinstance(obj, ScaledObjective) and obj.symmetric)
+        self.scores = isinstance(self.loss, ScoresLoss)
+        # the global loss is computed whole on every rank (views, lists, symmetric objectives), not in row parts
+        self.replicated = self.views or self.scores or (isinstance(obj, ScaledObjective) and obj.symmetric)
         self.labelled = obj.info.kind is Kind.LABELLED
         self.teacher = bool(getattr(obj, "needs_teacher", False))
         if scale.queue_size and self.teacher:
             raise ConfigError("scale.queue_size", f"{obj.info.name!r} distils teacher scores of the batch's own rows")
         self.labels = dict(labels or {})
         self.anchor_prompt, self.candidate_prompt = anchor_prompt, candidate_prompt
-        if scale.queue_size and self.views:
-            raise ConfigError("scale.queue_size", f"a queue needs a matrix objective; {obj.info.name!r} takes views")
+        if scale.queue_size and (self.views or self.scores):
+            what = "views" if self.views else "scored pairs"
+            raise ConfigError("scale.queue_size", f"a queue needs a matrix objective; {obj.info.name!r} takes {what}")
         self.queue = MemoryQueue(scale.queue_size, dim) if scale.queue_size else None
         too_big = [d for d in scale.matryoshka_dims if d > dim]
         if too_big:
@@ -215,6 +240,14 @@ class BatchLoss(nn.Module):
             with_label = sum(ex.label is not None for ex in examples)
             if self.labelled and 0 < with_label < len(examples):
                 raise ConfigError("data.train", f"{name!r}: {len(examples) - with_label} examples have no label")
+        elif self.scores:
+            bad = next((i for i, ex in enumerate(examples) if ex.score is None or len(ex.positives) != 1), None)
+            if bad is not None:
+                raise ConfigError(
+                    "objective.name",
+                    f"{name!r} trains on graded pairs (anchor, one positive, score; data kind: graded), "
+                    f"but example {bad} has {len(examples[bad].positives)} positives and score {examples[bad].score}",
+                )
         elif not any(ex.positives for ex in examples):
             raise ConfigError(
                 "objective.name",
@@ -262,6 +295,8 @@ class BatchLoss(nn.Module):
             sides = [side]
         elif self.views:
             sides, closure = self._views(encoder, batch, local, device)
+        elif self.scores:
+            sides, closure = self._scores(encoder, batch, local, device)
         else:
             sides, closure = self._matrix(encoder, batch, rows, local, device)
 
@@ -340,6 +375,22 @@ class BatchLoss(nn.Module):
                 views = gather_with_grad(views.transpose(0, 1).reshape(n, V * d))
                 views = views.reshape(-1, V, d).transpose(0, 1)
             return self._loss(views, *labels)
+
+        return sides, closure
+
+    def _scores(self, encoder: Encoder, batch: Batch, local: Batch, device: torch.device):
+        sides = [
+            _to(tokenize_side(encoder, local.anchors, "anchor", self.anchor_prompt), device),
+            _to(tokenize_side(encoder, [ex.positives[0] for ex in local.examples], "candidate", self.candidate_prompt),
+                device),
+        ]  # fmt: skip
+        gold = torch.tensor([float(ex.score) for ex in batch.examples], device=device)  # type: ignore[arg-type]
+
+        def closure(embeddings: list[Tensor]) -> Tensor:
+            anchors, positives = embeddings
+            if world()[1] > 1:
+                anchors, positives = gather_with_grad(anchors), gather_with_grad(positives)
+            return self._loss(anchors, positives, gold)
 
         return sides, closure
 
