@@ -155,3 +155,17 @@ def test_non_finite_results_are_never_written(models, tmp_path) -> None:
     with pytest.raises(ValueError, match="non-finite"):
         merge_folders([a, bad], tmp_path / "m", method="task-arithmetic", base=base)
     assert not (tmp_path / "m").exists()
+
+
+def test_a_base_may_hold_extra_buffers_but_a_model_may_not(models, tmp_path) -> None:
+    """all-MiniLM-L6-v2's file keeps an ``embeddings.position_ids`` buffer that newer saves leave out."""
+    base, a, b = models
+    old_base = tmp_path / "old_base"
+    load_encoder(base).save(old_base)
+    state = weights(old_base)
+    state["embeddings.position_ids"] = torch.arange(64).unsqueeze(0)
+    save_file(state, str(old_base / "model.safetensors"), metadata={"format": "pt"})
+    out = merge_folders([a, b], tmp_path / "m", method="delta-guided", base=old_base)
+    assert "embeddings.position_ids" not in weights(out)
+    with pytest.raises(ValueError, match="'embeddings.position_ids' is in .*old_base but not in"):
+        merge_folders([old_base, a], tmp_path / "m2")

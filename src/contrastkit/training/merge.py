@@ -34,7 +34,8 @@ Merging a model with itself gives the model back under every method (for
 model (and the base) must have the same safetensors files, tensor names,
 shapes and dtypes and the same architecture (``config.json``'s
 ``model_type`` and ``architectures``); the first difference is reported with
-both folders and the tensor. Non-floating tensors (token-type or position
+both folders and the tensor (the base may hold extra tensors, such as a
+``position_ids`` buffer older transformers saved: they are ignored). Non-floating tensors (token-type or position
 ids) must be equal across models and are copied. The folder is written
 atomically (a temporary sibling renamed into place), and a merged tensor
 that is not finite stops the merge before anything is written.
@@ -185,11 +186,21 @@ def _load(folder: Path, rel: Path) -> dict[str, torch.Tensor]:
 
 
 def check_compatible(
-    first: Path, other: Path, a: dict[str, torch.Tensor], b: dict[str, torch.Tensor], rel: Path
+    first: Path,
+    other: Path,
+    a: dict[str, torch.Tensor],
+    b: dict[str, torch.Tensor],
+    rel: Path,
+    *,
+    extra_ok: bool = False,
 ) -> None:
-    """Raise :class:`MergeError` at the first tensor name, shape or dtype in which ``b`` differs from ``a``."""
+    """Raise :class:`MergeError` at the first tensor name, shape or dtype in which ``b`` differs from ``a``.
+
+    ``extra_ok``: ``b`` (a base model) may hold tensors ``a`` lacks, e.g. a ``position_ids`` buffer that
+    older transformers versions saved and newer ones do not.
+    """
     where = f"{first} and {other} cannot be merged: {rel}"
-    for name in sorted(set(a) | set(b)):
+    for name in sorted(set(a) | (set() if extra_ok else set(b))):
         if name not in b or name not in a:
             holder, lacking = (first, other) if name not in b else (other, first)
             raise MergeError(f"{where}: tensor {name!r} is in {holder} but not in {lacking}")
@@ -296,7 +307,7 @@ def merge_folders(
         base_state = None
         if base_folder is not None:
             base_state = _load(base_folder, rel)
-            check_compatible(first, base_folder, states[0], base_state, rel)
+            check_compatible(first, base_folder, states[0], base_state, rel, extra_ok=True)
         merged[rel] = merge_state(states, base_state, settings, where=f"{rel}: ")
 
     record = {
