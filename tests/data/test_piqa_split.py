@@ -53,7 +53,7 @@ def test_parts_are_disjoint_by_goal_and_cover_every_question(tmp_path):
     src = fake_piqa(tmp_path / "piqa")
     counts = split_piqa(src, tmp_path / "out", seed=0)
     train = [json.loads(line) for line in (tmp_path / "out" / "train.jsonl").read_text().splitlines()]
-    evals = {name: load_beir(tmp_path / "out" / name, "test") for name in ("eval", "dev")}
+    evals = {name: load_beir(tmp_path / "out" / name, split) for name, split in (("eval", "test"), ("dev", "dev"))}
     goals = {"train": {t["anchor"] for t in train}} | {k: set(v.queries.values()) for k, v in evals.items()}
     assert not goals["train"] & goals["eval"] and not goals["train"] & goals["dev"] and not goals["eval"] & goals["dev"]
     assert sum(counts.values()) == 60 and counts["train"] == len(train)

@@ -12,8 +12,9 @@ ever trained on. With the default fractions:
 * ``eval/`` (about 50%): a BEIR folder with the whole corpus and only these
   questions' queries and ``qrels/test.tsv``: report PIQA numbers on it only,
   and say they are on this half;
-* ``dev/`` (about 10%): the same, for choosing checkpoints during training
-  (never trained on, never reported as a test number);
+* ``dev/`` (about 10%): the same with ``qrels/dev.tsv``, for choosing
+  checkpoints during training (never trained on, never reported as a test
+  number);
 * ``train.jsonl`` (about 40%): one triplet per question, ``{"anchor": goal,
   "positive": the correct solution, "negative": the other solution}``, the
   reasoning-as-retrieval training task (thesis ch. 6).
@@ -120,8 +121,8 @@ def split_piqa(
         with (tmp / "train.jsonl").open("w", encoding="utf-8") as f:
             for q in parts["train"]:
                 f.write(json.dumps({"anchor": q.goal, "positive": q.positive, "negative": q.negative}) + "\n")
-        for name in ("eval", "dev"):
-            _write_beir(source, tmp / name, parts[name])
+        for name, split in (("eval", "test"), ("dev", "dev")):
+            _write_beir(source, tmp / name, parts[name], split)
         meta = {
             "source": str(source.resolve()),
             "seed": seed,
@@ -136,13 +137,13 @@ def split_piqa(
     return counts
 
 
-def _write_beir(source: Path, folder: Path, questions: Sequence[Question]) -> None:
+def _write_beir(source: Path, folder: Path, questions: Sequence[Question], split: str) -> None:
     (folder / "qrels").mkdir(parents=True)
     shutil.copyfile(source / "corpus.jsonl", folder / "corpus.jsonl")
     with (folder / "queries.jsonl").open("w", encoding="utf-8") as f:
         for q in questions:
             f.write(json.dumps({"_id": q.query_id, "text": q.goal}) + "\n")
-    with (folder / "qrels" / "test.tsv").open("w", encoding="utf-8") as f:
+    with (folder / "qrels" / f"{split}.tsv").open("w", encoding="utf-8") as f:
         f.write("\t".join(QRELS_HEADER) + "\n")
         for q in questions:
             f.write(f"{q.query_id}\t{q.doc_id}\t1\n")
