@@ -33,6 +33,7 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from contrastkit.data.errors import DataError
+from contrastkit.data.examples import Example
 from contrastkit.data.formats import parse_json
 from contrastkit.data.readers import load_examples
 from contrastkit.evaluation.cache import EmbeddingCache, encode_cached
@@ -69,11 +70,22 @@ def read_sts(folder: str | Path, split: str = "test") -> StsData:
     examples = load_examples(path, kind="graded")
     if len(examples) < 2:
         raise DataError(f"{len(examples)} data row(s): a correlation needs at least 2 pairs", path=path)
-    scores = [float(ex.score) for ex in examples]  # type: ignore[arg-type]
+    scores = graded_scores(examples, path)
     if len(set(scores)) == 1:
         raise DataError(f"every gold score is {scores[0]}: correlations are undefined", path=path)
     subsets = _subsets(Path(folder) / "meta.json", split, len(examples))
     return StsData([ex.anchor for ex in examples], [ex.positives[0] for ex in examples], scores, path, subsets)
+
+
+def graded_scores(examples: Sequence[Example], path: Path) -> list[float]:
+    """Each example's score as a float; DataError (file, row) for one without (a reader of ``kind="graded"``
+    gives every row one)."""
+    scores: list[float] = []
+    for row, ex in enumerate(examples, 1):
+        if ex.score is None:
+            raise DataError("missing score", path=path, row=row)
+        scores.append(float(ex.score))
+    return scores
 
 
 def _subsets(meta: Path, split: str, n: int) -> tuple[tuple[str, int, int], ...]:

@@ -24,8 +24,8 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from torch import nn
 
+from contrastkit.encoders.base import Encoder
 from contrastkit.training.config import Config
 from contrastkit.training.rng import preserved_rng
 
@@ -39,7 +39,7 @@ class CallbackContext:
     """What a callback sees: the config, the (unwrapped) encoder, the run folder, the step and its metrics."""
 
     config: Config
-    encoder: nn.Module
+    encoder: Encoder
     output_dir: Path
     step: int
     total_steps: int

@@ -28,6 +28,7 @@ import math
 import os
 from collections.abc import Mapping, Sequence
 from pathlib import Path
+from typing import Any
 
 import torch
 
@@ -37,7 +38,7 @@ from contrastkit.data.readers import load_examples
 from contrastkit.encoders.base import Encoder
 from contrastkit.encoders.dual import towers
 from contrastkit.evaluation.retrieval import evaluate_retrieval
-from contrastkit.evaluation.sts import paired_cosine, spearman
+from contrastkit.evaluation.sts import graded_scores, paired_cosine, spearman
 from contrastkit.scale.distributed import world
 from contrastkit.training.build import resolve_prompt
 from contrastkit.training.callbacks import Callback, CallbackContext
@@ -74,7 +75,7 @@ class RetrievalEvaluation(Callback):
     ) -> None:
         self.queries, self.corpus, self.qrels = dict(queries), dict(corpus), {q: dict(d) for q, d in qrels.items()}
         self.name, self.metrics = name, tuple(metrics)
-        self.k_values = tuple(sorted({_k(m) for m in self.metrics if _k(m) is not None} or {10}))
+        self.k_values = tuple(sorted({k for k in map(_k, self.metrics) if k is not None} or {10}))
         self.batch_size = batch_size
         self.query_prompt_name, self.doc_prompt_name = query_prompt_name, doc_prompt_name
 
@@ -83,8 +84,10 @@ class RetrievalEvaluation(Callback):
         cls, config: RetrievalEvalConfig, model: ModelConfig, key: str = "eval.retrieval"
     ) -> RetrievalEvaluation:
         """Read the BEIR split of ``config.path`` and cut it to ``max_queries`` / ``max_docs``."""
+        path = config.path
+        assert path is not None, "RetrievalEvalConfig requires path"
         try:
-            data = load_beir(config.path, config.split)
+            data = load_beir(path, config.split)
         except (FileNotFoundError, DataError) as err:
             raise ConfigError(f"{key}.path", str(err)) from None
         qids = [q for q, docs in data.qrels.items() if any(g > 0 for g in docs.values())]
@@ -101,7 +104,7 @@ class RetrievalEvaluation(Callback):
             {q: data.queries[q] for q in qids},
             corpus,
             {q: data.qrels[q] for q in qids},
-            name=config.name or Path(config.path).name,
+            name=config.name or Path(path).name,
             metrics=config.metrics,
             batch_size=config.batch_size,
             query_prompt_name=config.query_prompt_name or model.anchor_prompt_name,
@@ -111,7 +114,7 @@ class RetrievalEvaluation(Callback):
     def on_eval(self, ctx: CallbackContext) -> dict[str, float] | None:
         if world()[0] != 0:
             return None
-        queries, documents = towers(ctx.encoder)  # type: ignore[arg-type]
+        queries, documents = towers(ctx.encoder)
         result = evaluate_retrieval(
             queries,
             self.queries,
@@ -154,17 +157,19 @@ class STSEvaluation(Callback):
     @classmethod
     def from_config(cls, config: STSEvalConfig, model: ModelConfig, key: str = "eval.sts") -> STSEvaluation:
         """Read the graded pairs of ``config.path`` (first ``max_pairs``)."""
+        path = config.path
+        assert path is not None, "STSEvalConfig requires path"
         try:
-            examples = load_examples(config.path, kind="graded", columns=config.columns)
+            examples = load_examples(path, kind="graded", columns=config.columns)[: config.max_pairs]
+            scores = graded_scores(examples, Path(path))
         except (FileNotFoundError, DataError, ValueError) as err:
             raise ConfigError(f"{key}.path", str(err)) from None
-        examples = examples[: config.max_pairs]
         if len(examples) < 2:
             raise ConfigError(f"{key}.path", f"{config.path}: needs at least 2 scored pairs, found {len(examples)}")
         return cls(
             [(ex.anchor, ex.positives[0]) for ex in examples],
-            [float(ex.score) for ex in examples],  # type: ignore[arg-type]
-            name=config.name or Path(config.path).name.split(".")[0],
+            scores,
+            name=config.name or Path(path).name.split(".")[0],
             batch_size=config.batch_size,
             prompt_name=config.prompt_name or model.anchor_prompt_name,
         )
@@ -172,7 +177,7 @@ class STSEvaluation(Callback):
     def on_eval(self, ctx: CallbackContext) -> dict[str, float] | None:
         if world()[0] != 0:
             return None
-        encoder: Encoder = ctx.encoder  # type: ignore[assignment]
+        encoder = ctx.encoder
         texts = sorted({t for pair in self.pairs for t in pair})
         index = {t: i for i, t in enumerate(texts)}
         emb = encoder.encode(texts, batch_size=self.batch_size, prompt_name=self.prompt_name)
@@ -196,7 +201,7 @@ class KeepBest(Callback):
 
     def __init__(self, evaluations: Sequence[Callback], metrics: Sequence[str]) -> None:
         self.evaluations, self.metrics = list(evaluations), tuple(metrics)
-        self.best: dict[str, dict[str, object]] | None = None
+        self.best: dict[str, dict[str, Any]] | None = None  # best.json: metric -> {step, value, folder}
 
     @staticmethod
     def folder_name(metric: str) -> str:
@@ -218,9 +223,9 @@ class KeepBest(Callback):
             if value is None or math.isnan(value):
                 continue
             old = self.best.get(metric)
-            if old is None or value > float(old["value"]):  # type: ignore[arg-type]
+            if old is None or value > float(old["value"]):
                 folder = self.folder_name(metric)
-                ctx.encoder.save(ctx.output_dir / folder)  # type: ignore[attr-defined]
+                ctx.encoder.save(ctx.output_dir / folder)
                 self.best[metric] = {"step": ctx.step, "value": value, "folder": folder}
                 changed = True
         if changed:
