@@ -141,3 +141,23 @@ def test_a_run_failing_in_setup_leaves_no_folder(tmp_path) -> None:
     with pytest.raises(FileNotFoundError):
         train(missing_data(out, tmp_path))
     assert not (tmp_path / "fresh").exists()
+
+
+def test_a_resume_on_a_full_disk_is_refused_before_loading(tmp_path, monkeypatch) -> None:
+    """Rewriting the lock file of the earlier run can succeed in place on a full disk: a fresh probe file cannot."""
+    from contrastkit import outputs
+
+    out = tmp_path / "run"
+    train(config(out, "train.steps=2", "train.checkpoint_every=1"), encoder=TinyEncoder(), examples=make_pairs(16))
+    before = [entry for entry in snapshot(out) if entry[0] != LOCK_FILE]
+
+    def full(*args, **kwargs):
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+
+    monkeypatch.setattr(outputs.tempfile, "TemporaryFile", full)
+    with pytest.raises(ValueError, match=rf"train.output_dir: no space left on the device of {out}"):
+        train(config(out, "train.steps=4", "train.resume=true"), encoder=NeverBuilt(), examples=make_pairs(16))
+    assert [entry for entry in snapshot(out) if entry[0] != LOCK_FILE] == before
+    monkeypatch.undo()
+    result = train(config(out, "train.steps=4", "train.resume=true"), encoder=TinyEncoder(), examples=make_pairs(16))
+    assert result.steps == 4  # the refused run released the lock

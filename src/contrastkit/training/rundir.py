@@ -2,8 +2,9 @@
 
 :meth:`RunDir.acquire` runs before the model and the data are loaded. It
 creates the folder (and missing parents), takes an exclusive OS lock
-(``fcntl.flock``) on ``output_dir/.contrastkit.lock`` and writes this
-process's id into it (which proves the disk takes a write). Every problem
+(``fcntl.flock``) on ``output_dir/.contrastkit.lock``, writes this
+process's id into it, and writes (then removes) a 4 KiB probe file, which
+proves the disk takes new data. Every problem
 is a :class:`~contrastkit.training.schema.ConfigError` on
 ``train.output_dir`` naming the path and the cause: the path is a file, a
 parent is a file, no permission, a read-only or a full file system, or
@@ -24,7 +25,7 @@ import os
 import shutil
 from pathlib import Path
 
-from contrastkit.outputs import explain_os_error, shape_problem
+from contrastkit.outputs import explain_os_error, output_problem, shape_problem
 from contrastkit.training.checkpoint import remove_checkpoint_leftovers
 from contrastkit.training.schema import ConfigError
 
@@ -61,6 +62,10 @@ class RunDir:
 
     def acquire(self) -> None:
         """Create, lock and test-write the folder; :class:`ConfigError` on ``train.output_dir`` when impossible."""
+        self._acquire()
+        self._probe()
+
+    def _acquire(self) -> None:
         check_output_dir(self.path)
         self._created = [p for p in reversed((self.path, *self.path.parents)) if not p.exists()]
         try:
@@ -71,6 +76,14 @@ class RunDir:
                 self.lock_path.unlink(missing_ok=True)
             self._undo_created()
             raise ConfigError(KEY, explain_os_error(err, self.path)) from None
+
+    def _probe(self) -> None:
+        """A fresh 4 KiB write in the folder (rewriting the lock file of an earlier run can succeed in place on
+        a full disk); :class:`ConfigError` when it fails, with the lock released."""
+        problem = output_problem(self.path, folder=True)
+        if problem is not None:
+            self.release()
+            raise ConfigError(KEY, problem)
 
     def _lock(self) -> None:
         while True:
