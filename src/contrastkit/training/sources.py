@@ -107,12 +107,13 @@ def build_data_sampler(data: DataConfig, sources: Sequence[DataSource]) -> Batch
             )
         except ValueError as err:
             raise ConfigError("data.batch_size", f"dataset {source.name!r} ({source.key}): {err}") from None
-    weights = [s.weight for s in sources] if all(s.weight is not None for s in sources) else None
+    given = [s.weight for s in sources if s.weight is not None]
+    weights = given if len(given) == len(sources) else None
     names = [s.name or "" for s in sources]
     return MixtureSampler(
         samplers,
         names,
-        data.mixing,  # type: ignore[arg-type]
+        data.mixing,
         weights=weights,
         seed=data.seed,
         temperature=data.mixing_temperature,
