@@ -23,10 +23,11 @@ from __future__ import annotations
 from collections.abc import Callable
 
 import torch
-from torch import Tensor
+from torch import Tensor, nn
 
 from contrastkit.data.examples import Batch
 from contrastkit.encoders.base import Features
+from contrastkit.encoders.cross import CrossEncoderModel
 from contrastkit.objectives.base import Kind, MatrixObjective, Objective
 from contrastkit.objectives.rerank import UnifiedRerankLoss, group_targets
 from contrastkit.training.config import ScaleConfig
@@ -65,8 +66,13 @@ def check_pair_objective(objective: Objective, scale: ScaleConfig, processes: in
         raise ConfigError("model.kind", f"a cross-encoder trains in one process ({processes} were launched)")
 
 
-def pair_side(encoder: object, batch: Batch, objective: Objective, device: torch.device) -> tuple[Features, Closure]:
-    """The tokenized pairs of ``batch`` (one side) and the closure from their scores to the loss."""
+def pair_side(encoder: nn.Module, batch: Batch, objective: Objective, device: torch.device) -> tuple[Features, Closure]:
+    """The tokenized pairs of ``batch`` (one side) and the closure from their scores to the loss.
+
+    ``encoder`` is the trained :class:`~contrastkit.encoders.cross.CrossEncoderModel` (TypeError otherwise).
+    """
+    if not isinstance(encoder, CrossEncoderModel):
+        raise TypeError(f"a pair objective trains a cross-encoder, got {type(encoder).__name__}")
     yes_no = isinstance(objective, UnifiedRerankLoss)
     groups = [(*ex.positives, *ex.negatives) for ex in batch.examples]
     pairs = [(ex.anchor, doc) for ex, docs in zip(batch.examples, groups, strict=True) for doc in docs]
