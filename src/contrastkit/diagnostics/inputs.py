@@ -70,6 +70,6 @@ def load_inputs(path: str | Path, *, split: str | None = None) -> AnalysisInputs
         pairs = [(ex.anchor, ex.positives[0]) for ex in examples]
         scores = [float(ex.score) for ex in examples if ex.score is not None]
         return AnalysisInputs(source=source, pairs=pairs, scores=scores if len(scores) == len(pairs) else None)
-    labels = [ex.label for ex in examples]
-    has_labels = all(label is not None for label in labels)
+    labels: list[object] = [ex.label for ex in examples if ex.label is not None]
+    has_labels = len(labels) == len(examples)
     return AnalysisInputs(source=source, texts=[ex.anchor for ex in examples], labels=labels if has_labels else None)
