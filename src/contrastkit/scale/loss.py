@@ -17,6 +17,8 @@ Example::
 
 from __future__ import annotations
 
+from typing import Any
+
 from torch import Tensor, nn
 
 from contrastkit.objectives.base import Objective, ScaledObjective, ViewMatrixObjective
@@ -79,17 +81,21 @@ class ContrastiveLoss(nn.Module):
         self.tile_size = tile_size
         self.tile_cols = tile_cols
 
-    def forward(self, *inputs: object) -> Tensor:
-        """The loss: dense (the objective's own forward) or tiled (mean over kept rows per direction)."""
+    def forward(self, *inputs: Any) -> Tensor:
+        """The loss: dense (the objective's own forward) or tiled (mean over kept rows per direction).
+
+        ``inputs``: ``(anchors, candidates, targets)`` for a matrix objective; ``(views, [labels, ...])`` for a
+        view objective (its :meth:`~contrastkit.objectives.base.ViewMatrixObjective.matrix` arguments).
+        """
         objective = self.objective
         if self.tile_size is None:
             if isinstance(objective, ViewMatrixObjective):
-                return objective(prepare(inputs[0], self.similarity), *inputs[1:])
+                return objective(prepare(_views(inputs, objective), self.similarity), *inputs[1:])
             a, c, targets = self._matrix(inputs)
             return objective(a @ c.T, targets)
         return combine_parts(self.parts(*inputs)) * objective.loss_factor()
 
-    def parts(self, *inputs: object, reverse: tuple[Tensor, Tensor, Targets] | None = None) -> list[LossParts]:
+    def parts(self, *inputs: Any, reverse: tuple[Tensor, Tensor, Targets] | None = None) -> list[LossParts]:
         """Per direction, the sum of kept row losses and the kept count (before the mean and ``loss_factor``).
 
         ``combine_parts(parts) * objective.loss_factor()`` is the loss; a
@@ -119,22 +125,20 @@ class ContrastiveLoss(nn.Module):
             raise ValueError(f"targets shape {targets.shape} != (A, C) = ({a.shape[0]}, {c.shape[0]})")
         if self.tile_size is None:
             return self.objective.one_direction(a @ c.T, targets)
-        return self._tiled(a, c, targets)
+        return self._tiled(a, c, targets, self.tile_size)
 
-    def _matrix(self, inputs: tuple[object, ...]) -> tuple[Tensor, Tensor, Targets]:
+    def _matrix(self, inputs: tuple[Any, ...]) -> tuple[Tensor, Tensor, Targets]:
         objective = self.objective
         if isinstance(objective, ViewMatrixObjective):
-            a, c, targets = objective.matrix(prepare(inputs[0], self.similarity), *inputs[1:])
-        elif len(inputs) == 3:
-            anchors, candidates, targets = inputs
-            a, c = prepare(anchors, self.similarity), prepare(candidates, self.similarity)
+            a, c, targets = objective.matrix(prepare(_views(inputs, objective), self.similarity), *inputs[1:])
         else:
-            raise TypeError(f"ContrastiveLoss({objective.info.name!r}) takes (anchors, candidates, targets)")
+            anchors, candidates, targets = _pair_inputs(inputs, objective)
+            a, c = prepare(anchors, self.similarity), prepare(candidates, self.similarity)
         if targets.shape != (a.shape[0], c.shape[0]):
             raise ValueError(f"targets shape {targets.shape} != (A, C) = ({a.shape[0]}, {c.shape[0]})")
         return a, c, targets
 
-    def _tiled(self, a: Tensor, c: Tensor, targets: Targets) -> LossParts:
+    def _tiled(self, a: Tensor, c: Tensor, targets: Targets, tile_rows: int) -> LossParts:
         objective = self.objective
         return tiled_parts(
             a,
@@ -143,9 +147,25 @@ class ContrastiveLoss(nn.Module):
             objective.reducer,
             scale=objective.scale(),
             bias=objective.logit_bias(),
-            tile_rows=self.tile_size,
+            tile_rows=tile_rows,
             tile_cols=self.tile_cols,
         )
 
     def extra_repr(self) -> str:
         return f"{self.objective.info.name}, similarity={self.similarity.value}, tile_size={self.tile_size}"
+
+
+def _views(inputs: tuple[Any, ...], objective: Objective) -> Tensor:
+    """The views tensor a view objective takes first; TypeError otherwise."""
+    if not inputs or not isinstance(inputs[0], Tensor):
+        raise TypeError(f"ContrastiveLoss({objective.info.name!r}) takes (views, ...) with views a tensor")
+    return inputs[0]
+
+
+def _pair_inputs(inputs: tuple[Any, ...], objective: Objective) -> tuple[Tensor, Tensor, Targets]:
+    """``(anchors, candidates, targets)`` of a matrix objective; TypeError for anything else."""
+    if len(inputs) == 3:
+        anchors, candidates, targets = inputs
+        if isinstance(anchors, Tensor) and isinstance(candidates, Tensor) and isinstance(targets, Targets):
+            return anchors, candidates, targets
+    raise TypeError(f"ContrastiveLoss({objective.info.name!r}) takes (anchors, candidates, targets)")
