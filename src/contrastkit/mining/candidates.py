@@ -131,15 +131,17 @@ def build_faiss_index(doc_emb: Tensor, kind: str = "flat") -> Any:
         raise ImportError("faiss search needs faiss: pip install 'contrastkit[mining]', or index='torch'") from None
     data = np.ascontiguousarray(doc_emb.float().numpy())
     dim = data.shape[1]
+    faiss_index: faiss.Index
     if kind == "flat":
         faiss_index = faiss.IndexFlatIP(dim)
     elif kind == "hnsw":
         faiss_index = faiss.IndexHNSWFlat(dim, 32, faiss.METRIC_INNER_PRODUCT)
     elif kind == "ivf":
         lists = max(1, int(len(data) ** 0.5))
-        faiss_index = faiss.IndexIVFFlat(faiss.IndexFlatIP(dim), dim, lists, faiss.METRIC_INNER_PRODUCT)
-        faiss_index.train(data)
-        faiss_index.nprobe = max(1, lists // 8)
+        ivf = faiss.IndexIVFFlat(faiss.IndexFlatIP(dim), dim, lists, faiss.METRIC_INNER_PRODUCT)
+        ivf.train(data)
+        ivf.nprobe = max(1, lists // 8)
+        faiss_index = ivf
     else:
         raise ValueError(f"unknown index {kind!r}; expected torch, flat, hnsw, ivf or auto")
     faiss_index.add(data)
@@ -189,13 +191,13 @@ def hybrid_candidates(
     rows, scores, pos_out = [], [], []
     for q in range(first.index.shape[0]):
         fused: dict[int, float] = {}
-        pos_value = 0.0
+        pos_value = torch.zeros((), dtype=torch.float32)
         for w, cands, positive in ((weight, first, first_positive), (1 - weight, second, second_positive)):
             valid = cands.index[q] >= 0
             docs, raw = cands.index[q][valid].tolist(), cands.scores[q][valid]
             for doc, term in zip(docs, _terms(raw, raw, fusion, rrf_k).tolist(), strict=True):
                 fused[doc] = fused.get(doc, 0.0) + w * term
-            if with_pos:
+            if positive is not None and with_pos:
                 pos_value = pos_value + w * _terms(positive[q].float(), raw, fusion, rrf_k)
         ranked = sorted(fused.items(), key=lambda kv: (-kv[1], kv[0]))
         rows.append([d for d, _ in ranked] + [-1] * (depth - len(ranked)))

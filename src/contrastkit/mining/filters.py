@@ -112,13 +112,13 @@ def eligible(
     if len(positives) != candidates.index.shape[0]:
         raise ValueError(f"{len(positives)} positive lists for {candidates.index.shape[0]} queries")
     keep = exclude_positives(candidates, positives)
-    margins = (config.absolute_margin, config.relative_margin)
-    if any(m is not None for m in margins) and positive_scores is None:
-        raise ValueError("a margin filter needs the positives' scores")
-    if config.absolute_margin is not None:
-        keep &= absolute_margin(candidates, positive_scores, config.absolute_margin)
-    if config.relative_margin is not None:
-        keep &= relative_margin(candidates, positive_scores, config.relative_margin)
+    if config.absolute_margin is not None or config.relative_margin is not None:
+        if positive_scores is None:
+            raise ValueError("a margin filter needs the positives' scores")
+        if config.absolute_margin is not None:
+            keep &= absolute_margin(candidates, positive_scores, config.absolute_margin)
+        if config.relative_margin is not None:
+            keep &= relative_margin(candidates, positive_scores, config.relative_margin)
     if config.max_score is not None:
         keep &= max_score(candidates, config.max_score)
     return rank_window(keep, config.range_min, config.range_max)

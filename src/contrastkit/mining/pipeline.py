@@ -187,6 +187,7 @@ def search(
     fused, pos = cand.hybrid_candidates(
         c1, c2, fusion=config.fusion, weight=config.weight, first_positive=p1, second_positive=p2
     )
+    assert pos is not None, "both parts carry their positives' scores"
     return fused, pos
 
 
@@ -222,7 +223,9 @@ def mine(
     seconds["search"] = time.perf_counter() - t
     if rescorer is not None:
         t = time.perf_counter()
-        found, positive_scores = cand.rescore(found, data.queries, data.corpus, rescorer, positives=data.positives)
+        found, rescored = cand.rescore(found, data.queries, data.corpus, rescorer, positives=data.positives)
+        assert rescored is not None, "rescore was given the positives"
+        positive_scores = rescored
         seconds["rescore"] = time.perf_counter() - t
     t = time.perf_counter()
     negatives, negative_scores = select(data, config, found, positive_scores)
