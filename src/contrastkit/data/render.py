@@ -246,7 +246,7 @@ class Renderer:
         unknown = sorted(set(augment) - {f.name for f in fields(Augment)})
         if unknown:
             raise ValueError(f"Renderer.augment: unknown keys {unknown}")
-        aug = {k: tuple(v) if isinstance(v, list) else v for k, v in augment.items()}
+        aug: dict[str, Any] = {k: tuple(v) if isinstance(v, list) else v for k, v in augment.items()}
         return cls(**kwargs, augment=Augment(**aug))
 
     # ------------------------------------------------------------------ drawing
@@ -259,7 +259,7 @@ class Renderer:
         aug = self.augment if rng is not None and self.augment.enabled else None
         path, size = self.resolved_font()
         dx = dy = 0
-        if aug is not None:
+        if aug is not None and rng is not None:
             if rng.random() < aug.p_font_size:
                 size = max(1, size + int(rng.integers(-aug.font_size_jitter, aug.font_size_jitter + 1)))
             if rng.random() < aug.p_offset:
@@ -275,7 +275,7 @@ class Renderer:
             draw.text((self.margin + dx, row * self.patch_size + top), line, font=font, fill=0, anchor="ls")
             last = row * self.grid[1] + math.ceil(right / self.patch_size) - 1
         count = min(last + 2, self.max_patches)
-        if aug is not None:
+        if aug is not None and rng is not None:
             image = _augment_pixels(image, aug, rng, count * self.patch_size if self.mode == "strip" else self.width)
         return np.asarray(image, dtype=np.uint8).copy(), count
 
