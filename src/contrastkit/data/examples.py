@@ -74,7 +74,8 @@ class Batch:
     candidates: tuple[str, ...] = field(init=False)
 
     def __post_init__(self) -> None:
-        owner, texts = [], []
+        owner: list[int] = []
+        texts: list[str] = []
         for i, ex in enumerate(self.examples):
             owner += [i] * len(ex.positives)
             texts += ex.positives
@@ -106,12 +107,12 @@ class Batch:
         index = torch.full((len(self.examples), width), -1, dtype=torch.long)
         for i, c in enumerate(cols):
             index[i, : len(c)] = torch.tensor(c, dtype=torch.long)
-        row_ids, col_ids = self._mask_ids()
+        ids = self._mask_ids()
         targets = Targets.from_lists(index, num_cols=len(self.candidates))
-        return targets.with_id_mask(row_ids, col_ids) if row_ids is not None else targets
+        return targets.with_id_mask(*ids) if ids is not None else targets
 
-    def _mask_ids(self) -> tuple[torch.Tensor | None, torch.Tensor | None]:
-        """Ids for false-negative masking, or (None, None) when no two examples share a group.
+    def _mask_ids(self) -> tuple[torch.Tensor, torch.Tensor] | None:
+        """(row ids, column ids) for false-negative masking, or None when no two examples share a group.
 
         A row's id is its example's group; a positive column's id is its
         owner's group; negative columns get ids of their own (never masked:
@@ -119,7 +120,7 @@ class Batch:
         """
         groups = [_group_key(ex, i) for i, ex in enumerate(self.examples)]
         if len(set(groups)) == len(groups):
-            return None, None
+            return None
         keys = {g: k for k, g in enumerate(dict.fromkeys(groups))}
         row_ids = [keys[g] for g in groups]
         n_pos = sum(len(ex.positives) for ex in self.examples)

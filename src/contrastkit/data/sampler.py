@@ -320,11 +320,11 @@ def _pack(
                 kept.append(i)
         deferred.extendleft(reversed(kept))
         while len(batch) < size and not exhausted:
-            i = next(upcoming, None)
-            if i is None:
+            following = next(upcoming, None)
+            if following is None:
                 exhausted = True
-            elif not _take(i, texts[i], batch, seen):
-                (deferred if defer else skipped).append(i)
+            elif not _take(following, texts[following], batch, seen):
+                (deferred if defer else skipped).append(following)
         if batch:
             (full if len(batch) == size else partial).append(tuple(batch))
     return full, partial, skipped
