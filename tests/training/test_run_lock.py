@@ -161,3 +161,17 @@ def test_a_resume_on_a_full_disk_is_refused_before_loading(tmp_path, monkeypatch
     monkeypatch.undo()
     result = train(config(out, "train.steps=4", "train.resume=true"), encoder=TinyEncoder(), examples=make_pairs(16))
     assert result.steps == 4  # the refused run released the lock
+
+
+def test_a_resume_without_room_for_a_checkpoint_is_refused_before_loading(tmp_path, monkeypatch) -> None:
+    """Not full, but short of one checkpoint's size (the next is written before old ones are pruned)."""
+    import shutil
+
+    from contrastkit.training import loop
+
+    out = tmp_path / "run"
+    train(config(out, "train.steps=2", "train.checkpoint_every=1"), encoder=TinyEncoder(), examples=make_pairs(16))
+    real = shutil.disk_usage
+    monkeypatch.setattr(loop.shutil, "disk_usage", lambda path: real(path)._replace(free=1000))
+    with pytest.raises(ValueError, match=r"train.output_dir: 0.0 MiB free on the device of .* but a checkpoint"):
+        train(config(out, "train.steps=4", "train.resume=true"), encoder=NeverBuilt(), examples=make_pairs(16))

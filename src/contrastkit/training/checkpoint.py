@@ -301,6 +301,11 @@ def verify_checkpoint(path: str | Path) -> bool:
     return True
 
 
+def checkpoint_size(path: str | Path) -> int:
+    """Bytes a checkpoint folder takes (its files' sizes)."""
+    return sum(p.stat().st_size for p in Path(path).iterdir() if p.is_file())
+
+
 def _check_loads(path: Path) -> None:
     """A manifest-less checkpoint's check: every file it must have is a file that loads."""
     for name in REQUIRED:

@@ -45,6 +45,7 @@ from __future__ import annotations
 
 import contextlib
 import math
+import shutil
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -63,6 +64,7 @@ from contrastkit.training.callbacks import Callback, CallbackContext, StopTraini
 from contrastkit.training.checkpoint import (
     MANIFEST,
     CorruptCheckpointError,
+    checkpoint_size,
     latest_checkpoint,
     list_checkpoints,
     newest_intact_checkpoint,
@@ -258,7 +260,20 @@ class Trainer:
                 f"note: checkpoint {path} has no {MANIFEST} (an older contrastkit): its files were checked by "
                 "loading them, they cannot be checksummed"
             )
+        if path is not None:
+            self._check_room(path)
         return path
+
+    def _check_room(self, checkpoint: Path) -> None:
+        """Refuse to resume when the disk cannot hold one more checkpoint the size of ``checkpoint`` (the next
+        one is written before old ones are pruned): better now than after loading the model and the data."""
+        size, free = checkpoint_size(checkpoint), shutil.disk_usage(self.output_dir).free
+        if free < size:
+            raise ConfigError(
+                "train.output_dir",
+                f"{free / 2**20:.1f} MiB free on the device of {self.output_dir}, but a checkpoint of this run "
+                f"takes {size / 2**20:.1f} MiB ({checkpoint.name}): free some space or move the run folder",
+            )
 
     # ------------------------------------------------------------------ steps
     def _next_batch(self) -> tuple[int, Batch]:
