@@ -63,6 +63,7 @@ from contrastkit.encoders.base import Features
 from contrastkit.encoders.io import (
     ModelFolderError,
     check_safetensors,
+    decode_text,
     hf_kwargs,
     load_hf_model,
     load_hf_tokenizer,
@@ -210,11 +211,14 @@ class CrossEncoderModel(nn.Module):
     def _scores(self, features: Features) -> Tensor:
         device = self.model.device
         inputs = {k: v.to(device) for k, v in features.items() if k != YES_NO}
-        body = getattr(self.model, "bert", None)
-        if self.unpad and type(self.model).__name__ == "BertForSequenceClassification" and supports_unpadded(body):
-            hidden = unpadded_token_states(body, **inputs)
-            pooled = body.pooler(hidden) if body.pooler is not None else hidden[:, 0]
-            return self.model.classifier(self.model.dropout(pooled)).squeeze(-1)
+        if self.unpad and type(self.model).__name__ == "BertForSequenceClassification":
+            body = self.model.get_submodule("bert")
+            if supports_unpadded(body):
+                hidden = unpadded_token_states(body, **inputs)
+                pooler = getattr(body, "pooler", None)  # None when the model was built without one
+                pooled = pooler(hidden) if pooler is not None else hidden[:, 0]
+                head, dropout = self.model.get_submodule("classifier"), self.model.get_submodule("dropout")
+                return head(dropout(pooled)).squeeze(-1)
         return self.model(**inputs).logits.squeeze(-1)
 
     @torch.no_grad()
@@ -339,7 +343,7 @@ class DecoderReranker(CrossEncoderModel):
         overhead = len(self.tokenizer(self.prompt.render(query, ""), add_special_tokens=False)["input_ids"])
         budget = max(self.max_length - overhead, 0)
         ids = self.tokenizer(document, add_special_tokens=False)["input_ids"]
-        return document if len(ids) <= budget else self.tokenizer.decode(ids[:budget])
+        return document if len(ids) <= budget else decode_text(self.tokenizer, ids[:budget])
 
     def yes_no_logits(self, features: Features) -> Tensor:
         """(n, 2) next-token logits of the yes and no answers, with gradient."""

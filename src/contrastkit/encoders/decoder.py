@@ -62,6 +62,7 @@ from contrastkit.encoders.io import (
     ModuleWriter,
     SavableEncoder,
     check_folder,
+    decode_text,
     load_hf_model,
     load_hf_tokenizer,
     normalize_writer,
@@ -299,9 +300,7 @@ class DecoderEncoder(SavableEncoder):
         finally:
             self.model.train(was_training)
         new = out[0, inputs["input_ids"].shape[1] :]
-        text = self.tokenizer.decode(new, skip_special_tokens=True)
-        assert isinstance(text, str), "one sequence decodes to one string"
-        result = Rationale(text, int(new.numel()))
+        result = Rationale(decode_text(self.tokenizer, new, skip_special_tokens=True), int(new.numel()))
         self.cache.put(key, result)
         return result
 

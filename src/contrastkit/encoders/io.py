@@ -188,6 +188,14 @@ def load_hf_model(folder: Path, auto_class: AutoModelClass, *, trust_remote_code
         raise ModelFolderError(f"{folder}: could not load the model ({type(err).__name__}: {err})") from err
 
 
+def decode_text(tokenizer: PreTrainedTokenizerBase, ids: Any, *, skip_special_tokens: bool = False) -> str:
+    """The text of one token sequence ``ids`` (a list or a 1-d tensor)."""
+    text = tokenizer.decode(ids, skip_special_tokens=skip_special_tokens)
+    if not isinstance(text, str):  # a batch of sequences decodes to a list
+        raise TypeError(f"decode_text takes one token sequence, got a batch of {len(text)}")
+    return text
+
+
 def load_hf_tokenizer(folder: Path, *, trust_remote_code: bool = False) -> PreTrainedTokenizerBase:
     """The tokenizer saved in ``folder``, with a clear error when it is missing or broken."""
     names = {p.name for p in folder.iterdir()}
