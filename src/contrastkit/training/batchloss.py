@@ -268,6 +268,7 @@ class BatchLoss(nn.Module):
     def _base_loss(self, *inputs: object) -> Tensor:
         if self.replicated or world()[1] == 1:
             return self.loss(*inputs)
+        assert isinstance(self.loss, ContrastiveLoss)  # views and score lists are replicated
         return global_parts_loss(self.loss.parts(*inputs)) * self.loss.objective.loss_factor()
 
     def _loss(self, *inputs: object) -> Tensor:
