@@ -67,3 +67,29 @@ def test_unknown_kept_metrics_and_clashing_set_names_fail_before_training(tmp_pa
     with pytest.raises(ConfigError, match=message):
         train(load_config(None, overrides(tmp_path, *extra)), encoder=TinyEncoder())
     assert not (tmp_path / "run").exists()
+
+
+class Scores(Callback):
+    """Returns the next of a fixed list of scores at each evaluation."""
+
+    def __init__(self, values: list[float]) -> None:
+        self.values = list(values)
+
+    def on_eval(self, ctx) -> dict[str, float]:
+        return {"dev/spearman": self.values.pop(0)}
+
+
+def test_a_resumed_run_keeps_a_better_earlier_best_and_nan_never_counts(tmp_path) -> None:
+    from contrastkit.training.callbacks import CallbackContext
+    from contrastkit.training.evaluation import KeepBest
+
+    encoder = TinyEncoder()
+    record = tmp_path / "best.json"
+    record.write_text(json.dumps({"dev/spearman": {"step": 3, "value": 0.5, "folder": "best-dev-spearman"}}))
+    keep = KeepBest([Scores([0.4, float("nan"), 0.6])], ["dev/spearman"])
+    for step in (4, 5, 6):
+        ctx = CallbackContext(load_config(None, []), encoder, tmp_path, step=step, total_steps=6)
+        keep.on_eval(ctx)
+        best = json.loads(record.read_text())["dev/spearman"]
+        assert best["step"] == (3 if step < 6 else 6)  # 0.4 and NaN do not beat the earlier 0.5; 0.6 does
+    assert (tmp_path / "best-dev-spearman" / "model.safetensors").is_file()
