@@ -74,16 +74,17 @@ def set_save_max_length(encoder: Encoder, length: int, key: str) -> None:
 
 
 def _load_tower(model: ModelConfig, key: str) -> Encoder:
-    if model.kind in ("pixel", "image"):
+    kind = model.kind
+    if kind == "pixel" or kind == "image":
         return _build_perception(model, key)
     if model.path is None or model.path == SCRATCH:
         raise ConfigError(f"{key}.path", "required: a model folder or an alias such as all-MiniLM-L6-v2")
-    if model.kind == "cross":
-        return _load_cross(model, key)
+    if kind == "cross":
+        return _load_cross(model, model.path, key)
     try:
         encoder = load_encoder(
             model.path,
-            kind=model.kind,
+            kind=kind,
             pooling=model.pooling,
             normalize=model.normalize,
             max_length=model.max_length,
@@ -113,7 +114,8 @@ def position_limit(encoder: Encoder) -> int | None:
             offset = 0 if module.padding_idx is None else module.padding_idx + 1
             return module.num_embeddings - offset
     config = getattr(model, "config", None)
-    text = config.get_text_config() if hasattr(config, "get_text_config") else config
+    get_text_config = getattr(config, "get_text_config", None)
+    text = get_text_config() if callable(get_text_config) else config
     positions = getattr(text, "max_position_embeddings", None)
     return positions if isinstance(positions, int) and positions > 0 else None
 
@@ -128,14 +130,14 @@ def check_max_length(encoder: Encoder, max_length: int | None, key: str) -> None
         )
 
 
-def _load_cross(model: ModelConfig, key: str) -> CrossEncoderModel:
+def _load_cross(model: ModelConfig, path: str, key: str) -> CrossEncoderModel:
     """A cross-encoder (``kind: cross``): a saved one, a causal LM as a yes/no reranker, or an encoder body with a
     new one-logit head drawn from the run's seeded RNG."""
     if model.candidate is not None or model.lora.enabled:
         raise ConfigError(f"{key}.kind", "a cross-encoder has one tower and trains every weight (no candidate, lora)")
     try:
         return load_cross_encoder(
-            model.path, max_length=model.max_length, seed=None, trust_remote_code=model.trust_remote_code
+            path, max_length=model.max_length, seed=None, trust_remote_code=model.trust_remote_code
         )
     except (ModelFolderError, ValueError) as err:
         raise ConfigError(f"{key}.path", str(err)) from None
@@ -195,8 +197,12 @@ def load_training_examples(data: DataConfig) -> list[Example]:
 
 
 def teacher_scored(examples: list[Example], data: DataConfig) -> list[Example]:
-    """``examples`` with ``data.teacher``'s score of every text still unscored, through its on-disk cache."""
+    """``examples`` with ``data.teacher``'s score of every text still unscored, through its on-disk cache
+    (``examples`` as they are without a teacher)."""
     from contrastkit.encoders.teacher import ScoreCache, load_teacher, score_examples
+
+    if data.teacher is None:
+        return examples
 
     try:
         teacher, identity = load_teacher(data.teacher)
