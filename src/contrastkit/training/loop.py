@@ -49,6 +49,7 @@ import shutil
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import torch
 import torch.distributed as dist
@@ -323,7 +324,7 @@ class Trainer:
                 self.scaler.update()
             self.optimizer.zero_grad(set_to_none=True)
             self.routing.discard()
-        metrics = {"loss": loss, "lr": self.config.optim.lr * lr_factor, "grad_norm": grad_norm}
+        metrics: dict[str, Any] = {"loss": loss, "lr": self.config.optim.lr * lr_factor, "grad_norm": grad_norm}
         if not weights_finite:
             metrics["nonfinite_update"] = True
         metrics["epoch"] = self.sampler.epoch
@@ -463,10 +464,13 @@ class Trainer:
         path = save_run_state(self.state, self.output_dir, self.step, metrics=self.log.last_metrics)
         if self.world > 1:
             dist.barrier()
-        self.last_checkpoint = path if self.rank == 0 else latest_checkpoint(self.output_dir)
+        written = path if self.rank == 0 else latest_checkpoint(self.output_dir)
+        if written is None:  # rank 0 wrote it before the barrier
+            raise RuntimeError(f"no checkpoint of step {self.step} in {self.output_dir}")
+        self.last_checkpoint = written
         self.saved_step = self.step
-        self.log.checkpoint(self.step, self.last_checkpoint)
-        return self.last_checkpoint
+        self.log.checkpoint(self.step, written)
+        return written
 
     def _context(self, metrics: dict, encoder: Encoder | None = None) -> CallbackContext:
         encoder = self.encoder if encoder is None else encoder
