@@ -27,9 +27,12 @@ import math
 import types
 import typing
 from collections.abc import Callable, Iterator, Mapping, Sequence
-from typing import Any, Literal, TypeVar, Union
+from typing import TYPE_CHECKING, Any, Literal, TypeVar, Union
 
-T = TypeVar("T")
+if TYPE_CHECKING:
+    from _typeshed import DataclassInstance
+
+T = TypeVar("T", bound="DataclassInstance")
 
 
 class ConfigError(ValueError):
@@ -215,7 +218,7 @@ def convert(tp: Any, value: object, path: str, *, root: type | None = None) -> A
     origin = typing.get_origin(tp)
     if tp is Any:
         return _freeze(value)
-    if dataclasses.is_dataclass(tp):
+    if isinstance(tp, type) and dataclasses.is_dataclass(tp):
         return build(tp, value, path, root=root)
     if origin in (Union, types.UnionType):
         return _convert_union(tp, value, path, root)
