@@ -1,6 +1,6 @@
 """The general multi-task recipe: a valid config (per-task objectives, the codiemb sampler, dev sets per task,
 best checkpoints kept), prepare and merge lines that their commands accept, and a smoke run of the real file on
-stand-ins for the prepared data that ends with the recipe's merge of the kept checkpoints."""
+stand-ins for the prepared data, which ends by merging the kept checkpoints."""
 
 from __future__ import annotations
 
@@ -57,7 +57,7 @@ def test_prepare_and_merge_lines_are_accepted_by_their_commands() -> None:
     margs = parser.parse_args(then[1:])
     run = config.train.output_dir
     assert margs.models == [f"{run}/{KeepBest.folder_name(m)}" for m in config.eval.keep_best]
-    assert margs.method == "delta-guided" and margs.base == config.model.path
+    assert margs.method == "delta-guided" == config.eval.merge_best and margs.base == config.model.path
 
 
 @needs_data
@@ -67,7 +67,6 @@ def test_smoke_run_then_merge(tmp_path: Path) -> None:
     from contrastkit.data.piqa_split import split_piqa
     from contrastkit.encoders import load_encoder
     from contrastkit.training import load_config, train
-    from contrastkit.training.merge import merge_folders
 
     prepared = tmp_path / "prepared"
     hold_out_queries(DATA / "scifact", prepared / "scifact_holdout", fraction=0.15)
@@ -94,6 +93,8 @@ def test_smoke_run_then_merge(tmp_path: Path) -> None:
     assert result.steps == 2 and math.isfinite(result.loss) and result.skipped_steps == 0
     best = json.loads((tmp_path / "run" / "best.json").read_text())
     assert set(best) == set(base.eval.keep_best)
-    folders = [tmp_path / "run" / best[m]["folder"] for m in base.eval.keep_best[:2]]
-    merged = merge_folders(folders, tmp_path / "merged", method="delta-guided", base=base.model.path)
+    merged = tmp_path / "run" / "merged"  # the run's last stage: its kept models merged delta-guided
+    record = json.loads((merged / "merge.json").read_text())
+    assert record["method"] == "delta-guided" and record["models"]
+    assert {Path(m).name for m in record["models"]} == {entry["folder"] for entry in best.values()}
     assert load_encoder(merged).encode(["a smoke test sentence"]).shape == (1, 384)

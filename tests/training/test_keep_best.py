@@ -93,3 +93,19 @@ def test_a_resumed_run_keeps_a_better_earlier_best_and_nan_never_counts(tmp_path
         best = json.loads(record.read_text())["dev/spearman"]
         assert best["step"] == (3 if step < 6 else 6)  # 0.4 and NaN do not beat the earlier 0.5; 0.6 does
     assert (tmp_path / "best-dev-spearman" / "model.safetensors").is_file()
+
+
+def test_merge_best_merges_the_kept_models_after_training(tmp_path) -> None:
+    keep = "eval.keep_best=[sts/spearman, tinybeir/ndcg@10]"
+    train(load_config(None, overrides(tmp_path, keep, "eval.merge_best=uniform")), encoder=TinyEncoder())
+    run = tmp_path / "run"
+    best = json.loads((run / "best.json").read_text())
+    folders = list(dict.fromkeys(entry["folder"] for entry in best.values()))
+    states = [load_file(str(run / f / "model.safetensors")) for f in folders]
+    merged = load_file(str(run / "merged" / "model.safetensors"))
+    for key, value in merged.items():
+        assert torch.allclose(value, sum(s[key] for s in states) / len(states), atol=1e-7), key
+    assert json.loads((run / "merged" / "merge.json").read_text())["method"] == "uniform"
+    (tmp_path / "again").mkdir()
+    with pytest.raises(ConfigError, match=r"^eval\.merge_best: needs eval\.keep_best"):
+        load_config(None, overrides(tmp_path / "again", "eval.merge_best=uniform"))

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from typing import Literal
 
 from contrastkit.training.schema import require as _check
 
@@ -78,6 +79,9 @@ class EvalConfig:
     the model of the evaluation with the highest value of each is kept in
     ``best-<name>-<metric>/`` of the run folder and listed in ``best.json``
     (usable as ``contrastkit merge`` inputs). Choose them on dev sets only.
+    ``merge_best`` (a ``contrastkit merge`` method) merges the kept models
+    after training into ``merged/``, with ``merge_base`` (default:
+    ``model.path``) as the pre-trained model.
     """
 
     retrieval: RetrievalEvalConfig | None = None
@@ -85,3 +89,9 @@ class EvalConfig:
     retrieval_sets: tuple[RetrievalEvalConfig, ...] = ()
     sts_sets: tuple[STSEvalConfig, ...] = ()
     keep_best: tuple[str, ...] = ()
+    merge_best: Literal["uniform", "task-arithmetic", "ties", "delta-guided"] | None = None
+    merge_base: str | None = None
+
+    def __post_init__(self) -> None:
+        _check(self.merge_best is None or len(self.keep_best) > 0, "merge_best", "needs eval.keep_best (what to merge)")
+        _check(self.merge_base is None or self.merge_best is not None, "merge_base", "needs eval.merge_best")

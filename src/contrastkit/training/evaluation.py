@@ -35,6 +35,7 @@ import torch
 from contrastkit.data.beir import load_beir
 from contrastkit.data.errors import DataError
 from contrastkit.data.readers import load_examples
+from contrastkit.encoders.auto import resolve_model_path
 from contrastkit.encoders.base import Encoder
 from contrastkit.encoders.dual import towers
 from contrastkit.evaluation.retrieval import evaluate_retrieval
@@ -43,6 +44,7 @@ from contrastkit.scale.distributed import world
 from contrastkit.training.build import resolve_prompt
 from contrastkit.training.callbacks import Callback, CallbackContext
 from contrastkit.training.config import EvalConfig, ModelConfig, RetrievalEvalConfig, STSEvalConfig
+from contrastkit.training.merge import MergeMethod, merge_folders
 from contrastkit.training.schema import ConfigError
 
 
@@ -199,8 +201,16 @@ class KeepBest(Callback):
     before the interruption is only replaced by a better one.
     """
 
-    def __init__(self, evaluations: Sequence[Callback], metrics: Sequence[str]) -> None:
+    def __init__(
+        self,
+        evaluations: Sequence[Callback],
+        metrics: Sequence[str],
+        *,
+        merge: MergeMethod | None = None,
+        merge_base: str | None = None,
+    ) -> None:
         self.evaluations, self.metrics = list(evaluations), tuple(metrics)
+        self.merge, self.merge_base = merge, merge_base
         self.best: dict[str, dict[str, Any]] | None = None  # best.json: metric -> {step, value, folder}
 
     @staticmethod
@@ -234,6 +244,15 @@ class KeepBest(Callback):
             os.replace(tmp, record)
         return results or None
 
+    def on_train_end(self, ctx: CallbackContext) -> None:
+        """With ``merge``: merge the distinct kept folders into ``merged/`` (rank 0; after the final evaluation)."""
+        if self.merge is None or world()[0] != 0 or not self.best:
+            return
+        folders = list(dict.fromkeys(str(entry["folder"]) for entry in self.best.values()))
+        merge_folders(
+            [ctx.output_dir / f for f in folders], ctx.output_dir / "merged", method=self.merge, base=self.merge_base
+        )
+
 
 def build_evaluation_callbacks(config: EvalConfig, model: ModelConfig, encoder: Encoder) -> list[Callback]:
     """The callbacks the ``eval`` section asks for (data read now); prompt names checked against ``encoder``.
@@ -264,7 +283,13 @@ def build_evaluation_callbacks(config: EvalConfig, model: ModelConfig, encoder: 
         if metric not in logged:
             known = ", ".join(logged) or "none: add eval.sts or eval.retrieval sets"
             raise ConfigError(f"eval.keep_best[{i}]", f"{metric!r} is not a logged metric (logged: {known})")
-    return [KeepBest(callbacks, config.keep_best)]
+    base = (config.merge_base or model.path) if config.merge_best not in (None, "uniform") else None
+    if base is not None:
+        try:
+            resolve_model_path(base)
+        except ValueError as err:
+            raise ConfigError("eval.merge_base", str(err)) from None
+    return [KeepBest(callbacks, config.keep_best, merge=config.merge_best, merge_base=base)]
 
 
 def _claim(logged: dict[str, str], metrics: Sequence[str], key: str) -> None:
