@@ -9,7 +9,7 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from torch import nn
 
@@ -33,7 +33,10 @@ from contrastkit.encoders.pixel import (
 from contrastkit.training.config import DataConfig, ModelConfig, TrainConfig, ViewsConfig
 from contrastkit.training.schema import ConfigError, build
 
-T = TypeVar("T")
+if TYPE_CHECKING:
+    from _typeshed import DataclassInstance
+
+T = TypeVar("T", bound="DataclassInstance")
 SCRATCH = "scratch"
 """``model.path: scratch`` (or null) with ``kind: pixel | image`` builds a new, randomly initialised model."""
 
