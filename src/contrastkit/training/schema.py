@@ -29,13 +29,15 @@ import typing
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, Literal, TypeVar, Union
 
+from contrastkit.errors import ContrastkitError
+
 if TYPE_CHECKING:
     from _typeshed import DataclassInstance
 
 T = TypeVar("T", bound="DataclassInstance")
 
 
-class ConfigError(ValueError):
+class ConfigError(ContrastkitError, ValueError):
     """A configuration problem; ``path`` is the dotted key (``optim.lr``) or ``""`` for the whole config.
 
     ``where`` locates the key in a YAML file (``cfg.yaml:12``) when it came
