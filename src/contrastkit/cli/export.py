@@ -38,7 +38,10 @@ def add_parser(commands: argparse._SubParsersAction) -> None:
         "--quantization", choices=QUANTIZATION_CONFIGS, default="avx2", help="int8 configuration (CPU instruction set)"
     )
     p.add_argument(
-        "--out", metavar="DIR", default=None, help="write a copy of the model with onnx/ here (default: MODEL itself)"
+        "--out",
+        metavar="DIR",
+        default=None,
+        help="write a copy of the model with onnx/ here, instead of adding onnx/ to MODEL",
     )
     p.set_defaults(run=run)
 
