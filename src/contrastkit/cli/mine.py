@@ -28,6 +28,7 @@ from contrastkit.mining.filters import DEFAULT_RELATIVE_MARGIN
 if TYPE_CHECKING:
     from torch import Tensor
 
+    from contrastkit.encoders.base import Encoder
     from contrastkit.encoders.teacher import ScoreCache
 
 
@@ -218,7 +219,7 @@ def _check_outputs(out: Path) -> None:
             raise CliError(f"--out: {problem}")
 
 
-def _encoder(model: str):  # type: ignore[no-untyped-def]
+def _encoder(model: str) -> Encoder:
     from contrastkit.encoders import ModelFolderError, load_encoder
 
     try:

@@ -21,11 +21,12 @@ from pathlib import Path
 from transformers.utils import logging as hf_logging
 
 from contrastkit.data.stdlib_code import CodeSearchTask, build_code_search
-from contrastkit.encoders import Encoder, load_encoder
+from contrastkit.encoders import Encoder, TextEncoder, load_encoder
 from contrastkit.evaluation.retrieval import RetrievalResult, evaluate_retrieval
 from contrastkit.training.config import Config, load_config
 from contrastkit.training.logging import plural
 from contrastkit.training.loop import train
+from contrastkit.training.schema import ConfigError
 
 DEFAULTS = (
     "model.path=all-MiniLM-L6-v2",
@@ -90,7 +91,13 @@ def run(args: argparse.Namespace) -> int:
         f"from {len(task.test_modules)} other modules",
         flush=True,
     )
+    if config.model.path is None:
+        raise ConfigError("model.path", "required: the model to fine-tune")
     base = load_encoder(config.model.path)  # read as its saved model will be: at the base's own length
+    if not isinstance(base, TextEncoder):
+        raise ConfigError(
+            "model.path", f"the quickstart fine-tunes a transformer text encoder, got {type(base).__name__}"
+        )
     before = _evaluate(base, task)
     base.max_length = config.model.max_length or base.max_length  # the training truncation
     print(f"before training: nDCG@10 {before.metrics['ndcg@10']:.4f}", flush=True)
