@@ -48,8 +48,10 @@ def add_parser(commands: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """Export as asked; print the files written. Returns the exit status."""
+    from contrastkit.cli.main import CliError
+
     if not args.onnx:
-        raise ValueError("nothing to export: pass --onnx (and --int8 for the quantized graph too)")
+        raise CliError("nothing to export: pass --onnx (and --int8 for the quantized graph too)")
     files = export_onnx(args.model, args.out, int8=args.int8, quantization=args.quantization)
     root = Path(args.out or args.model)
     for path in files:
