@@ -101,7 +101,7 @@ class GradCache:
 
     def loss(
         self,
-        encoder: Callable[[Features], Tensor],
+        encoder: Callable[[dict[str, Tensor]], Tensor],
         sides: Sequence[Features],
         loss_fn: Callable[[list[Tensor]], Tensor],
         *,
@@ -142,7 +142,7 @@ class GradCache:
 
     @staticmethod
     def _embed(
-        encoder: Callable[[Features], Tensor], chunks: list[list[dict[str, Tensor]]]
+        encoder: Callable[[dict[str, Tensor]], Tensor], chunks: list[list[dict[str, Tensor]]]
     ) -> tuple[list[list[RngState]], list[Tensor], Tensor]:
         """First pass: per-chunk RNG states, each side's embeddings as a leaf requiring grad, the kept last chunk.
 
@@ -171,7 +171,7 @@ class GradCache:
 
     def _replay(
         self,
-        encoder: Callable[[Features], Tensor],
+        encoder: Callable[[dict[str, Tensor]], Tensor],
         chunks: list[list[dict[str, Tensor]]],
         states: list[list[RngState]],
         grads: list[Tensor | None],
