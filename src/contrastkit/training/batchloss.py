@@ -160,7 +160,7 @@ def check_learnable(cls: type, name: str) -> None:
     Raises:
         ConfigError: at ``objective.learnable_temperature`` when ``cls`` has no temperature to train.
     """
-    if "learnable_temperature" not in inspect.signature(cls.__init__).parameters:
+    if "learnable_temperature" not in inspect.signature(cls).parameters:
         raise ConfigError("objective.learnable_temperature", f"{name!r} has no temperature to train or freeze")
 
 
@@ -367,7 +367,10 @@ class BatchLoss(nn.Module):
         ]
         labels: tuple[Tensor, ...] = ()
         if self.labelled and batch.examples[0].label is not None:
-            labels = (torch.tensor([self.labels[ex.label] for ex in batch.examples], device=device),)
+            given = [ex.label for ex in batch.examples if ex.label is not None]
+            if len(given) != len(batch.examples):
+                raise ValueError("a labelled objective needs a label on every example of the batch")
+            labels = (torch.tensor([self.labels[label] for label in given], device=device),)
 
         def closure(embeddings: list[Tensor]) -> Tensor:
             views = torch.stack(embeddings)  # (V, n_local, d)
