@@ -44,7 +44,7 @@ from contrastkit.data.errors import DataError
 from contrastkit.evaluation.metrics import mean_metrics, per_query_metrics
 
 if TYPE_CHECKING:
-    from contrastkit.encoders.base import Encoder
+    from contrastkit.encoders.base import Encoder, TextEmbedder
     from contrastkit.encoders.cross import CrossEncoderModel
 
 Ranking = list[tuple[str, float]]
@@ -126,7 +126,7 @@ def bm25_rankings(queries: Mapping[str, str], corpus: Mapping[str, str], *, top_
 
 
 def dense_rankings(
-    encoder: Encoder,
+    encoder: TextEmbedder,
     queries: Mapping[str, str],
     corpus: Mapping[str, str],
     *,
