@@ -216,7 +216,7 @@ def test_bf16_autocast_on_cpu(tmp_path) -> None:
         (["objective.name=infonce"], [Example("just a sentence"), Example("another one")], "use a view objective"),
         (["objective.name=infonc"], None, "objective.name: unknown objective 'infonc'; did you mean infonce"),
         (["objective.hparams.margin=1"], None, "objective.hparams: objective 'infonce' has no hyperparameter margin"),
-        (["objective.name=cosent"], None, "objective.name: 'cosent' takes pred (n,)"),
+        (["objective.name=cosent"], None, "objective.name: 'cosent' trains on graded pairs"),  # cosent needs scores
         (["objective.name=simcse", "scale.queue_size=4"], None, "scale.queue_size: a queue needs a matrix objective"),
         (["scale.matryoshka_dims=[64]"], None, "scale.matryoshka_dims: [64] exceed the embedding size 8"),
         (["train.precision=fp16"], None, "train.precision: fp16 needs a CUDA device"),

@@ -65,7 +65,8 @@ def test_schedule_values(kind, min_ratio) -> None:
 def test_warmup_ratio_and_apply() -> None:
     cfg = OptimConfig(lr=0.5, warmup_ratio=0.25, schedule="linear")
     assert warmup_steps(cfg, 10) == 3  # ceil(2.5)
-    assert warmup_steps(OptimConfig(warmup_steps=4, warmup_ratio=0.9), 10) == 4  # explicit steps win
+    with pytest.raises(ValueError, match="warmup"):  # both keys at once is a conflict (issue 14), not a precedence
+        OptimConfig(warmup_steps=4, warmup_ratio=0.9)
     opt = build_optimizer(cfg, nn.Linear(2, 2), None)
     sched = LRSchedule(cfg, total_steps=10)
     factor = sched.apply(opt, 0)
