@@ -83,7 +83,9 @@ def _load_tower(model: ModelConfig, key: str) -> Encoder:
     if model.path is None or model.path == SCRATCH:
         raise ConfigError(f"{key}.path", "required: a model folder or an alias such as all-MiniLM-L6-v2")
     if kind == "cross":
-        return _load_cross(model, model.path, key)
+        # the trainer holds a cross-encoder where it holds an Encoder (pair objectives route it through
+        # training.rerank); one typed trainable model is issue 15 item 4's
+        return _load_cross(model, model.path, key)  # type: ignore[return-value]
     try:
         encoder = load_encoder(
             model.path,
