@@ -107,3 +107,22 @@ def test_contrastkit_train_writes_a_cross_encoder_folder(body, tmp_path):
     theirs = st.CrossEncoder(str(result.final_model), device="cpu", local_files_only=True).predict(pairs)
     assert torch.allclose(torch.as_tensor(theirs), trained.score(pairs), atol=1e-5)
     assert not torch.allclose(trained.score(pairs), load_cross_encoder(body, seed=0).score(pairs))
+
+
+def test_embedding_evaluations_are_refused_for_a_cross_encoder_before_training(body, tmp_path):
+    """eval.sts / eval.retrieval embed texts, which a cross-encoder does not: a ConfigError at build time, not an
+    AttributeError at the first evaluation."""
+    data = tmp_path / "train.jsonl"
+    rows = [{"anchor": e.anchor, "positive": list(e.positives), "negative": list(e.negatives)} for e in EXAMPLES]
+    data.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    sts = tmp_path / "sts.tsv"
+    sts.write_text("sentence1\tsentence2\tscore\na cat\ta small cat\t4.5\na dog\tthe sea\t0.5\nred\tblue\t1.0\n")
+    overrides = [
+        f"model.path={body}", "model.kind=cross", f"data.train={data}", "data.kind=triplet", "data.batch_size=2",
+        "objective.name=rerank_bce", "objective.temperature=1.0", "train.steps=2", f"eval.sts.path={sts}",
+        f"train.output_dir={tmp_path / 'run'}", "train.progress=false", "train.tensorboard=false",
+        "train.checkpoint_every=0",
+    ]  # fmt: skip
+    with pytest.raises(ConfigError) as err:
+        train(load_config(None, overrides))
+    assert err.value.path == "eval.sts" and "cross-encoder" in str(err.value)

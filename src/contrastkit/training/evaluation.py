@@ -263,6 +263,13 @@ def build_evaluation_callbacks(config: EvalConfig, model: ModelConfig, encoder: 
     logged: dict[str, str] = {}  # metric key -> the config key of the set logging it
     retrievals = [("eval.retrieval", config.retrieval)] if config.retrieval is not None else []
     retrievals += [(f"eval.retrieval_sets[{i}]", c) for i, c in enumerate(config.retrieval_sets)]
+    stss = [("eval.sts", config.sts)] if config.sts is not None else []
+    stss += [(f"eval.sts_sets[{i}]", c) for i, c in enumerate(config.sts_sets)]
+    sets = [key for key, _ in retrievals] + [key for key, _ in stss]
+    if sets and not isinstance(encoder, Encoder):  # model.kind: cross builds a pair scorer (training.build)
+        raise ConfigError(
+            sets[0], f"a {type(encoder).__name__} (cross-encoder) scores pairs and embeds no text to evaluate"
+        )
     for key, cfg in retrievals:
         retrieval = RetrievalEvaluation.from_config(cfg, model, key)
         query_tower, doc_tower = towers(encoder)
@@ -270,8 +277,6 @@ def build_evaluation_callbacks(config: EvalConfig, model: ModelConfig, encoder: 
         resolve_prompt(doc_tower, retrieval.doc_prompt_name, f"{key}.doc_prompt_name")
         _claim(logged, [f"{retrieval.name}/{m}" for m in retrieval.metrics], key)
         callbacks.append(retrieval)
-    stss = [("eval.sts", config.sts)] if config.sts is not None else []
-    stss += [(f"eval.sts_sets[{i}]", c) for i, c in enumerate(config.sts_sets)]
     for key, scfg in stss:
         sts = STSEvaluation.from_config(scfg, model, key)
         resolve_prompt(encoder, sts.prompt_name, f"{key}.prompt_name")
