@@ -24,7 +24,7 @@ import sys
 
 import yaml
 
-from contrastkit.training.config import config_dict, load_config
+from contrastkit.training.config import Config, config_dict, load_config
 from contrastkit.training.curriculum import CurriculumResult, load_curriculum, run_curriculum
 from contrastkit.training.guard import NonFiniteWeightsError, TrainingDivergedError
 from contrastkit.training.logging import plural
@@ -43,6 +43,12 @@ def add_parser(commands: argparse._SubParsersAction) -> None:
     p.set_defaults(run=run)
 
 
+def _resolved(config: Config | None) -> Config:
+    """The config read when the file is not a curriculum (``run`` reads one or the other)."""
+    assert config is not None, "a config is read whenever there is no curriculum"
+    return config
+
+
 def run(args: argparse.Namespace) -> int:
     """Resolve the config, train, print where the model is; returns the exit status."""
     path, overrides = args.config, list(args.overrides)
@@ -51,11 +57,11 @@ def run(args: argparse.Namespace) -> int:
     curriculum = load_curriculum(path, overrides) if path is not None else None
     config = load_config(path, overrides) if curriculum is None else None
     if args.print_config:
-        plan = curriculum.plan() if curriculum is not None else config_dict(config)  # type: ignore[arg-type]
+        plan = curriculum.plan() if curriculum is not None else config_dict(_resolved(config))
         print(yaml.safe_dump(plan, sort_keys=False), end="")
         return 0
     try:
-        result = run_curriculum(curriculum) if curriculum is not None else train(config)  # type: ignore[arg-type]
+        result = run_curriculum(curriculum) if curriculum is not None else train(_resolved(config))
     except (TrainingDivergedError, NonFiniteWeightsError) as err:
         print(f"contrastkit train: {err}", file=sys.stderr)
         return 3

@@ -412,7 +412,9 @@ def yaml_location(key: str, path: str | Path | None, lines: dict[str, int], over
 
 def config_dict(config: Config) -> dict[str, Any]:
     """The config as plain nested data (lists, dicts, scalars)."""
-    return to_plain(config)  # type: ignore[return-value]
+    plain = to_plain(config)
+    assert isinstance(plain, dict), "a dataclass becomes a dict"
+    return plain
 
 
 def dump_config(config: Config, path: str | Path) -> None:

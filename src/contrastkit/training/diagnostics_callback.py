@@ -28,6 +28,7 @@ from __future__ import annotations
 import random
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 import torch
 import torch.nn.functional as F
@@ -85,10 +86,10 @@ class DiagnosticsCallback(Callback):
         self.prefix, self.batch_size, self.seed = prefix, batch_size, seed
 
     @classmethod
-    def from_path(cls, path: str | Path, *, split: str | None = None, **kwargs: object) -> DiagnosticsCallback:
+    def from_path(cls, path: str | Path, *, split: str | None = None, **kwargs: Any) -> DiagnosticsCallback:
         """Held-out texts and pairs read by :func:`contrastkit.diagnostics.inputs.load_inputs` (STS, BEIR, files)."""
         inputs = load_inputs(path, split=split)
-        return cls(inputs.texts, pairs=inputs.pairs, **kwargs)  # type: ignore[arg-type]
+        return cls(inputs.texts, pairs=inputs.pairs, **kwargs)
 
     def due(self, ctx: CallbackContext) -> bool:
         """Whether this evaluation measures: a multiple of ``every``, or the final step."""
