@@ -388,7 +388,10 @@ class BatchLoss(nn.Module):
             _to(tokenize_side(encoder, [ex.positives[0] for ex in local.examples], "candidate", self.candidate_prompt),
                 device),
         ]  # fmt: skip
-        gold = torch.tensor([float(ex.score) for ex in batch.examples], device=device)  # type: ignore[arg-type]
+        scores = [float(ex.score) for ex in batch.examples if ex.score is not None]
+        if len(scores) != len(batch.examples):
+            raise ValueError("a score objective needs a score on every example of the batch")
+        gold = torch.tensor(scores, device=device)
 
         def closure(embeddings: list[Tensor]) -> Tensor:
             anchors, positives = embeddings
