@@ -99,7 +99,7 @@ class MatryoshkaLoss(nn.Module):
     def forward(self, *inputs: object) -> Tensor:
         total: Tensor | None = None
         for dim, weight in zip(self.dims, self.weights, strict=True):
-            args = (truncate(x, dim) if i in self.embeddings else x for i, x in enumerate(inputs))  # type: ignore[arg-type]
+            args = (_truncated(x, dim) if i in self.embeddings else x for i, x in enumerate(inputs))
             term = weight * self.loss_fn(*args)
             total = term if total is None else total + term
         assert total is not None, "dims is non-empty (checked at construction)"
@@ -107,3 +107,10 @@ class MatryoshkaLoss(nn.Module):
 
     def extra_repr(self) -> str:
         return f"dims={list(self.dims)}, weights={list(self.weights)}"
+
+
+def _truncated(x: object, dim: int) -> Tensor:
+    """:func:`truncate` of an argument named as an embedding; TypeError when it is not a tensor."""
+    if not isinstance(x, Tensor):
+        raise TypeError(f"MatryoshkaLoss: an embedding argument must be a tensor, got {type(x).__name__}")
+    return truncate(x, dim)
