@@ -11,11 +11,12 @@ from __future__ import annotations
 
 import csv
 import gzip
+import io
 import json
 import zlib
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any, BinaryIO
+from typing import Any
 
 from contrastkit.data.errors import DataError
 from contrastkit.data.examples import Example
@@ -24,8 +25,8 @@ from contrastkit.data.records import clip, describe, integer, resolve, to_exampl
 Columns = dict[str, tuple[str, ...]]
 
 
-def _open(path: Path) -> BinaryIO:
-    return gzip.open(path, "rb") if path.suffix.lower() == ".gz" else path.open("rb")  # type: ignore[return-value]
+def _open(path: Path) -> io.BufferedIOBase:
+    return gzip.open(path, "rb") if path.suffix.lower() == ".gz" else path.open("rb")
 
 
 def text_lines(path: Path) -> Iterator[tuple[int, str]]:

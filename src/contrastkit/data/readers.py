@@ -67,6 +67,7 @@ from contrastkit.data.records import DEFAULT_COLUMNS, KIND_ROLES, check_columns
 __all__ = ["DEFAULT_COLUMNS", "KIND_ROLES", "Format", "Kind", "json_records", "load_examples", "read_examples"]
 
 Format = Literal["jsonl", "csv", "tsv", "text", "parquet", "hf"]
+FORMATS: tuple[Format, ...] = get_args(Format)
 Kind = Literal["sentence", "pair", "triplet", "graded", "labelled", "multilabel", "image_text"]
 
 _SUFFIXES: dict[str, Format] = {".jsonl": "jsonl", ".ndjson": "jsonl", ".csv": "csv", ".tsv": "tsv"}
@@ -133,9 +134,10 @@ def load_examples(
 def _detect_format(path: Path, format: str | None) -> Format:
     """``format`` checked, or the format of ``path``: a folder is a Hugging Face dataset, else the suffix decides."""
     if format is not None:
-        if format not in get_args(Format):
-            raise ValueError(f"unknown format {format!r}; expected one of {', '.join(get_args(Format))}")
-        return format  # type: ignore[return-value]
+        for choice in FORMATS:
+            if format == choice:
+                return choice
+        raise ValueError(f"unknown format {format!r}; expected one of {', '.join(FORMATS)}")
     if path.is_dir():
         return "hf"
     suffixes = [s.lower() for s in path.suffixes]
