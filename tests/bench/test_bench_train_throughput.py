@@ -81,7 +81,9 @@ def test_contended_run_is_abandoned(bench, tiny, monkeypatch):
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     backward = torch.Tensor.backward
     model, data = tiny
-    spec = bench.Spec(tool="contrastkit", model=str(model), data=str(data), batch_size=4, warmup=1, steps=3)
+    spec = bench.Spec(
+        tool="contrastkit", model=str(model), data=str(data), batch_size=4, max_seq_length=16, warmup=1, steps=3
+    )
     r = bench.measure(spec, abort_above=-1.0)  # any share of other processes is too much
     assert r["contended"] is True and r["step"] == 1 and "pairs_per_s" not in r
     assert torch.Tensor.backward is backward

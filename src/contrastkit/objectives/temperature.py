@@ -18,7 +18,7 @@ refused, never silently capped.
 
 Example::
 
-    >>> Temperature(0.05).scale().item()
+    >>> round(Temperature(0.05).scale().item(), 6)
     20.0
 """
 
