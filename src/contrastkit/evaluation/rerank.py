@@ -41,6 +41,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from contrastkit.data.errors import DataError
+from contrastkit.evaluation.lexical import BM25Index
 from contrastkit.evaluation.metrics import mean_metrics, per_query_metrics
 
 if TYPE_CHECKING:
@@ -115,8 +116,6 @@ def write_trec_run(path: str | Path, rankings: Mapping[str, Ranking], tag: str =
 
 def bm25_rankings(queries: Mapping[str, str], corpus: Mapping[str, str], *, top_k: int = 100) -> Rankings:
     """BM25's top ``top_k`` documents per query (documents sharing no term are left out)."""
-    from contrastkit.mining.candidates import BM25Index
-
     qids, doc_ids = list(queries), list(corpus)
     found = BM25Index([corpus[d] for d in doc_ids]).search([queries[q] for q in qids], top_k)
     return {
