@@ -205,7 +205,6 @@ def retrieval_prompts(encoder: Any, options: EvalOptions) -> tuple[str | None, s
         query = "query" if "query" in prompts else None
     if doc is None:
         # encoders.io.DOCUMENT_PROMPT_NAMES (not imported: it loads transformers)
-        # encoders.io.DOCUMENT_PROMPT_NAMES (not imported: it loads transformers)
         doc = next((n for n in ("document", "passage", "corpus", "doc") if n in prompts), None)
     return query or None, doc or None
 
