@@ -203,15 +203,16 @@ def _replace_dir(src: Path, dst: Path) -> None:
     shutil.rmtree(old, ignore_errors=True)
 
 
-def _remove_stale_temps(root: Path) -> list[Path]:
-    """Remove the hidden leftovers of interrupted writes, swaps and prunes in ``root``; returns them.
+def _remove_stale_temps(root: Path, prefixes: tuple[str, ...] = LEFTOVER_PREFIXES) -> list[Path]:
+    """Remove the entries of ``root`` whose names start with ``prefixes`` (default: the hidden leftovers of
+    interrupted checkpoint writes, swaps and prunes); returns them.
 
     Only safe while this process owns the run folder (the run lock,
     :mod:`contrastkit.training.rundir`): another run's write in progress is a ``.tmp-`` folder too.
     """
     removed = []
     for path in sorted(root.iterdir()) if root.is_dir() else []:
-        if path.name.startswith(LEFTOVER_PREFIXES):
+        if path.name.startswith(prefixes):
             if path.is_dir() and not path.is_symlink():
                 shutil.rmtree(path, ignore_errors=True)
             else:
@@ -220,9 +221,11 @@ def _remove_stale_temps(root: Path) -> list[Path]:
     return removed
 
 
-def remove_checkpoint_leftovers(output_dir: str | Path) -> list[Path]:
-    """Remove the leftovers of a killed run's checkpoint writes and prunes under ``output_dir``; returns them."""
-    return _remove_stale_temps(checkpoint_dir(output_dir))
+def remove_checkpoint_leftovers(output_dir: str | Path, run_prefixes: tuple[str, ...] = ()) -> list[Path]:
+    """Remove the leftovers of a killed run's checkpoint writes and prunes under ``output_dir``, and the entries
+    of ``output_dir`` itself that start with ``run_prefixes`` (its own interrupted writes); returns them."""
+    removed = _remove_stale_temps(checkpoint_dir(output_dir))
+    return removed + (_remove_stale_temps(Path(output_dir), run_prefixes) if run_prefixes else [])
 
 
 def _complete(path: Path) -> bool:

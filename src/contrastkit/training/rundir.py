@@ -22,7 +22,6 @@ temp folders (``.final.tmp-*``, ``.final.old-*``).
 from __future__ import annotations
 
 import os
-import shutil
 from pathlib import Path
 
 from contrastkit.outputs import explain_os_error, output_problem, shape_problem
@@ -118,15 +117,7 @@ class RunDir:
         """Delete an interrupted run's hidden temp folders (only while holding the lock); returns them."""
         if not self.held:
             return []
-        removed = remove_checkpoint_leftovers(self.path)
-        for path in sorted(self.path.iterdir()):
-            if path.name.startswith(_FINAL_LEFTOVERS):
-                if path.is_dir() and not path.is_symlink():
-                    shutil.rmtree(path, ignore_errors=True)
-                else:
-                    path.unlink(missing_ok=True)
-                removed.append(path)
-        return removed
+        return remove_checkpoint_leftovers(self.path, _FINAL_LEFTOVERS)
 
     def release(self) -> None:
         """Unlock; when the folder holds nothing but the lock file and :meth:`acquire` created it, remove it."""
