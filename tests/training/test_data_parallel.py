@@ -9,13 +9,10 @@ the two computations are the same function: the trained weights agree up
 to float32 rounding.
 """
 
-import socket
-from pathlib import Path
-
 import pytest
 import torch
 from safetensors.torch import load_file
-from training_helpers import Launcher, TinyEncoder, make_pairs, write_jsonl
+from training_helpers import TinyEncoder, make_pairs, rank_jobs, run_jobs, write_jsonl
 
 from contrastkit.training.logging import read_metrics
 
@@ -38,33 +35,15 @@ CASES = {
 }
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 @pytest.fixture(scope="module")
 def runs(tmp_path_factory):
     root = tmp_path_factory.mktemp("ddp")
     data = str(write_jsonl(make_pairs(32, seed=4, negatives=True), root / "triplets.jsonl"))
     jobs = []
     for case, extra in CASES.items():
-        port = str(free_port())
         base = {"data": data, "overrides": [*COMMON, *extra], "dropout": 0.0}
-        jobs.append({**base, "name": f"{case}/single", "output_dir": str(root / case / "single"), "env": {}})
-        for rank in (0, 1):
-            env = {"RANK": str(rank), "LOCAL_RANK": str(rank), "WORLD_SIZE": "2", "LOCAL_WORLD_SIZE": "2"}
-            env.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=port)
-            jobs.append({**base, "name": f"{case}/rank{rank}", "output_dir": str(root / case / "ddp"), "env": env})
-    for j in jobs:
-        j["log"] = str(root / (j["name"].replace("/", "-") + ".log"))
-    launcher = Launcher()
-    try:
-        status = launcher.round(jobs)
-    finally:
-        launcher.close()
-    logs = {j["name"]: Path(j["log"]).read_text() for j in jobs}
+        jobs += rank_jobs(case, base, root / case)
+    status, logs = run_jobs(jobs, root)
     return root, status, logs
 
 

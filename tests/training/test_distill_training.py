@@ -6,7 +6,7 @@ import json
 
 import pytest
 import torch
-from training_helpers import TinyEncoder, make_pairs, state_of
+from training_helpers import TinyEncoder, assert_ranks_match_one_process, make_pairs, state_of
 
 from contrastkit.data.examples import Batch, Example
 from contrastkit.data.readers import load_examples
@@ -162,37 +162,11 @@ def test_two_ranks_match_one_process(tmp_path) -> None:
     """Each rank distils its own rows' groups (sliced TeacherTargets): two ranks train as one process.
 
     One objective suffices: both distillation objectives reach the ranks through the same targets."""
-    import socket
-    from pathlib import Path
-
-    from safetensors.torch import load_file
-    from training_helpers import Launcher
 
     data = write(scored_examples(32), tmp_path / "scored.jsonl")
     overrides = ["train.steps=3", "train.checkpoint_every=0", "data.batch_size=8", "optim.lr=1e-2"]
     overrides += ["optim.grad_clip=null", "objective.temperature=0.1", "objective.name=listwise_kl"]
     overrides += ["objective.hparams.infonce_weight=0.5"]
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = str(s.getsockname()[1])
-    base = {"data": data, "overrides": overrides, "dropout": 0.0}
-    jobs = [{**base, "name": "single", "output_dir": str(tmp_path / "single"), "env": {}}]
-    for rank in (0, 1):
-        env = {"RANK": str(rank), "LOCAL_RANK": str(rank), "WORLD_SIZE": "2", "LOCAL_WORLD_SIZE": "2"}
-        env.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=port)
-        jobs.append({**base, "name": f"rank{rank}", "output_dir": str(tmp_path / "ddp"), "env": env})
-    for job in jobs:
-        job["log"] = str(tmp_path / f"{job['name']}.log")
-    launcher = Launcher()
-    try:
-        status = launcher.round(jobs)
-    finally:
-        launcher.close()
-    for job in jobs:
-        assert status[job["name"]] == 0, Path(job["log"]).read_text()
-    single = load_file(tmp_path / "single" / "final" / "model.safetensors")
-    ddp = load_file(tmp_path / "ddp" / "final" / "model.safetensors")
-    for key in single:
-        assert torch.allclose(single[key], ddp[key], atol=2e-5, rtol=1e-4), key
+    single, _ = assert_ranks_match_one_process("kl", {"data": data, "overrides": overrides, "dropout": 0.0}, tmp_path)
     initial = TinyEncoder(dropout=0.0).state_dict()
     assert any(not torch.allclose(initial[k], single[k]) for k in single)  # it did train

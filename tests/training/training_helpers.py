@@ -13,6 +13,7 @@ from __future__ import annotations
 import json
 import os
 import random
+import socket
 import subprocess
 import sys
 import zlib
@@ -200,3 +201,48 @@ class Launcher:
     def close(self) -> None:
         self.proc.stdin.close()
         self.proc.wait(timeout=60)
+
+
+def free_port() -> int:
+    """A free TCP port on the loopback address (for a gloo rendezvous)."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def rank_jobs(name: str, base: dict, root: Path) -> list[dict]:
+    """Launcher jobs for one run in a single process (``root/single``) and on two gloo ranks (``root/ddp``)."""
+    port = str(free_port())
+    jobs = [{**base, "name": f"{name}/single", "output_dir": str(root / "single"), "env": {}}]
+    for rank in (0, 1):
+        env = {"RANK": str(rank), "LOCAL_RANK": str(rank), "WORLD_SIZE": "2", "LOCAL_WORLD_SIZE": "2"}
+        env.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=port)
+        jobs.append({**base, "name": f"{name}/rank{rank}", "output_dir": str(root / "ddp"), "env": env})
+    return jobs
+
+
+def run_jobs(jobs: list[dict], logs: Path) -> tuple[dict[str, int], dict[str, str]]:
+    """Run ``jobs`` through one :class:`Launcher`; each job's exit status and log text, by name."""
+    for job in jobs:
+        job["log"] = str(logs / (job["name"].replace("/", "-") + ".log"))
+    launcher = Launcher()
+    try:
+        status = launcher.round(jobs)
+    finally:
+        launcher.close()
+    return status, {job["name"]: Path(job["log"]).read_text() for job in jobs}
+
+
+def assert_ranks_match_one_process(name: str, base: dict, root: Path) -> tuple[dict, dict]:
+    """Train ``base`` in one process and on two ranks; both exit 0 and end with the same weights (2e-5).
+    Returns the two final state dicts (single, ddp)."""
+    from safetensors.torch import load_file
+
+    status, logs = run_jobs(rank_jobs(name, base, root), root)
+    for job, code in status.items():
+        assert code == 0, logs[job]
+    single = load_file(root / "single" / "final" / "model.safetensors")
+    ddp = load_file(root / "ddp" / "final" / "model.safetensors")
+    for key in single:
+        assert torch.allclose(single[key], ddp[key], atol=2e-5, rtol=1e-4), key
+    return single, ddp
