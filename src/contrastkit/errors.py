@@ -20,3 +20,14 @@ Example::
 
 class ContrastkitError(Exception):
     """Input the user can fix; the message says what and where (file, line, key or option)."""
+
+
+class UsageError(ContrastkitError, ValueError):
+    """A value the user chose that the library cannot use: an option, a split, a setting out of its range."""
+
+
+class UnknownNameError(ContrastkitError, KeyError):
+    """A name that is not registered (an objective, a task type); the message lists or suggests the valid ones."""
+
+    def __str__(self) -> str:  # KeyError quotes its message; this error's message is a sentence
+        return str(self.args[0]) if self.args else ""

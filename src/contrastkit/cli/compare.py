@@ -15,6 +15,7 @@ import argparse
 import json
 from pathlib import Path
 
+from contrastkit.errors import UsageError
 from contrastkit.evaluation.report import load_results
 from contrastkit.evaluation.tasks import TaskResult
 
@@ -41,7 +42,7 @@ def _index(results: list[TaskResult], source: str) -> dict[Key, TaskResult]:
     for r in results:
         key = (r.task, Path(r.data).name or r.data, r.split)
         if key in out:
-            raise ValueError(f"{source}: two results for task {key[0]!r}, data {key[1]!r}, split {key[2]!r}")
+            raise UsageError(f"{source}: two results for task {key[0]!r}, data {key[1]!r}, split {key[2]!r}")
         out[key] = r
     return out
 
@@ -87,8 +88,8 @@ def run(args: argparse.Namespace) -> int:
     """Print the comparison of RUN_A and RUN_B; returns the exit status."""
     try:
         a, b = load_results(args.run_a), load_results(args.run_b)
-    except FileNotFoundError as err:  # main reports ValueError as a user error (status 2)
-        raise ValueError(str(err)) from None
+    except FileNotFoundError as err:  # a user error: status 2
+        raise UsageError(str(err)) from None
     rows = compare_rows(a, b)
     if args.json:
         print(json.dumps({"A": str(args.run_a), "B": str(args.run_b), "rows": rows}, indent=2))

@@ -37,6 +37,7 @@ from typing import Any
 
 import yaml
 
+from contrastkit.errors import UsageError
 from contrastkit.evaluation.cache import EmbeddingCache
 from contrastkit.evaluation.tasks import (
     EvalOptions,
@@ -80,11 +81,11 @@ def parse_options(pairs: list[str]) -> dict[str, Any]:
     for pair in pairs:
         key, sep, value = pair.partition("=")
         if not sep or not key.strip().isidentifier():
-            raise ValueError(f"--option expects KEY=VALUE with a Python identifier key, got {pair!r}")
+            raise UsageError(f"--option expects KEY=VALUE with a Python identifier key, got {pair!r}")
         try:
             out[key.strip()] = yaml.safe_load(value)
         except yaml.YAMLError as err:
-            raise ValueError(f"--option {pair!r}: bad value ({err})") from None
+            raise UsageError(f"--option {pair!r}: bad value ({err})") from None
     return out
 
 
@@ -103,13 +104,13 @@ def _check_outputs(args: argparse.Namespace) -> None:
     for option, path, folder in (("--json", args.json_out, False), ("--report", args.report, True)):
         problem = output_problem(path, folder=folder) if path and path != "-" else None
         if problem is not None:
-            raise ValueError(f"{option}: {problem}")
+            raise UsageError(f"{option}: {problem}")
 
 
 def run(args: argparse.Namespace) -> int:
     """Check the outputs and the data, load the model, evaluate, print and write; returns the exit status."""
     if args.batch_size < 1:
-        raise ValueError(f"--batch-size must be >= 1, got {args.batch_size}")
+        raise UsageError(f"--batch-size must be >= 1, got {args.batch_size}")
     spec = get_task(args.task)
     params = parse_options(args.option)
     check_params(spec.name, params)  # before the data and the model: list the valid options
@@ -152,5 +153,5 @@ def run(args: argparse.Namespace) -> int:
         if args.report:
             print(f"report: {write_report(result, Path(args.report), model=str(args.model))}", file=info)
     except OSError as err:  # e.g. an output path that is a folder or not writable: a user error, status 2
-        raise ValueError(f"cannot write the results: {err}") from None
+        raise UsageError(f"cannot write the results: {err}") from None
     return 0

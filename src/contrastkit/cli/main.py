@@ -5,9 +5,12 @@ the module of the command being run is imported, so ``contrastkit
 objectives`` does not pay for loading transformers. Each command module has
 ``add_parser(commands)`` and ``run(args) -> int``.
 
-Errors in user input raise :class:`CliError` (or ValueError/KeyError/TypeError
-from the library): the message is printed to stderr and the exit status is 2,
-with nothing written. ``eval``, ``mine`` and ``analyze`` turn on encode progress
+Errors in user input raise a :class:`~contrastkit.errors.ContrastkitError`
+(:class:`CliError` here): the message is printed to stderr on one line and the
+exit status is 2, with nothing written. A plain ValueError/KeyError/TypeError
+from the library is reported the same way for now, with a note that
+``CONTRASTKIT_DEBUG=1`` shows its traceback (it may be a bug, not bad input).
+``eval``, ``mine`` and ``analyze`` turn on encode progress
 (:mod:`contrastkit.encoders.progress`): any encode longer than a few seconds shows
 a bar on a terminal, a line every 30 s otherwise, and a summary line.
 """
@@ -16,6 +19,7 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import os
 import sys
 from collections.abc import Sequence
 
@@ -78,9 +82,17 @@ def main(argv: Sequence[str] | None = None) -> int:
             with enabled_for(True):
                 return int(args.run(args) or 0)
         return int(args.run(args) or 0)
-    except (ContrastkitError, ValueError, KeyError, TypeError) as err:
+    except ContrastkitError as err:  # input the user can fix: one line, status 2
+        print(f"contrastkit {args.command}: error: {err}", file=sys.stderr)
+        return 2
+    except (ValueError, KeyError, TypeError) as err:
+        # Not (yet) a ContrastkitError: still reported as a user error, but CONTRASTKIT_DEBUG=1 shows where it came
+        # from, since it may be a bug in contrastkit rather than in the input.
+        if os.environ.get("CONTRASTKIT_DEBUG"):
+            raise
         message = err.args[0] if isinstance(err, KeyError) and err.args else str(err)
-        print(f"contrastkit {args.command}: error: {message}", file=sys.stderr)
+        hint = "(CONTRASTKIT_DEBUG=1 shows the traceback)"
+        print(f"contrastkit {args.command}: error: {message} {hint}", file=sys.stderr)
         return 2
 
 

@@ -43,6 +43,7 @@ from typing import Any
 
 import numpy as np
 
+from contrastkit.errors import UsageError
 from contrastkit.evaluation.cache import EmbeddingCache
 from contrastkit.evaluation.image import classify_embeddings, cluster_embeddings, encode_items
 from contrastkit.evaluation.image_sts import render_pairs, visual_sts, visual_sts_images
@@ -71,7 +72,7 @@ class ImageDataset:
 def stratified_split(labels: Any, *, test_fraction: float = 0.5, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
     """(train rows, test rows), sorted: per label, a seeded permutation's first ``round(n x test_fraction)`` to test."""
     if not 0.0 < test_fraction < 1.0:
-        raise ValueError(f"test_fraction must be in (0, 1), got {test_fraction}")
+        raise UsageError(f"test_fraction must be in (0, 1), got {test_fraction}")
     labels = np.asarray(labels)
     rng = np.random.default_rng(seed)
     train, test = [], []
@@ -99,7 +100,7 @@ def _first_rows(raw: tuple[str, np.ndarray, np.ndarray], limit: int | None) -> t
     if limit is None:
         return raw
     if isinstance(limit, bool) or not isinstance(limit, int) or limit < 2:
-        raise ValueError(f"limit must be an integer >= 2, got {limit!r}")
+        raise UsageError(f"limit must be an integer >= 2, got {limit!r}")
     name, images, labels = raw
     return name, images[:limit], labels[:limit]
 
@@ -205,7 +206,7 @@ def rendered_beir_pages(
     keep = sorted(data.corpus)
     if max_docs is not None:
         if max_docs < len(relevant):
-            raise ValueError(f"max_docs={max_docs} is fewer than the {len(relevant)} relevant documents")
+            raise UsageError(f"max_docs={max_docs} is fewer than the {len(relevant)} relevant documents")
         others = sorted(set(data.corpus) - set(relevant))
         picked = np.random.default_rng(seed).permutation(len(others))[: max_docs - len(relevant)]
         keep = sorted([*relevant, *(others[i] for i in picked)])
@@ -216,7 +217,7 @@ def rendered_beir_pages(
 # ---------------------------------------------------------------- task types of ``contrastkit eval``
 def _load_images(folder: Path, split: str) -> tuple[str, np.ndarray, np.ndarray]:
     if split != "test":
-        raise ValueError(f"image tasks split {folder} into train and test halves themselves: use split 'test'")
+        raise UsageError(f"image tasks split {folder} into train and test halves themselves: use split 'test'")
     return read_image_source(folder)
 
 
@@ -237,7 +238,7 @@ def _text_side(encoder: Any, params: dict[str, Any], options: Any) -> tuple[Any,
     if text_model is not None:
         return inner, CachedEncoder(load_encoder(text_model), options.cache)
     if not isinstance(inner, DualEncoder):
-        raise ValueError("zero-shot-classification needs a text tower: a dual-encoder model (anchor: images, "
+        raise UsageError("zero-shot-classification needs a text tower: a dual-encoder model (anchor: images, "
                          "candidate: texts) or --option text_model=MODEL")  # fmt: skip
     return inner.anchor, CachedEncoder(inner.candidate, options.cache)
 

@@ -45,6 +45,7 @@ from pathlib import Path
 from typing import Any
 
 from contrastkit.data.errors import DataError
+from contrastkit.errors import UnknownNameError, UsageError
 from contrastkit.evaluation.cache import CachedEncoder, EmbeddingCache
 
 JSON_KEYS = ("task", "data", "split", "metrics")
@@ -70,17 +71,17 @@ class TaskResult:
         """Parse :meth:`to_json`'s layout; ValueError naming ``source`` for anything else."""
         if not isinstance(obj, dict) or set(obj) != set(JSON_KEYS):
             keys = sorted(obj) if isinstance(obj, dict) else type(obj).__name__
-            raise ValueError(f"{source}: expected an object with keys {list(JSON_KEYS)}, got {keys}")
+            raise UsageError(f"{source}: expected an object with keys {list(JSON_KEYS)}, got {keys}")
         if not all(isinstance(obj[k], str) for k in JSON_KEYS[:3]) or not isinstance(obj["metrics"], dict):
-            raise ValueError(f"{source}: task, data and split must be strings and metrics an object")
+            raise UsageError(f"{source}: task, data and split must be strings and metrics an object")
         metrics = {}
         for name, value in obj["metrics"].items():
             if isinstance(value, bool) or not isinstance(value, (int, float)):
-                raise ValueError(f"{source}: metric {name!r} is not a number: {value!r}")
+                raise UsageError(f"{source}: metric {name!r} is not a number: {value!r}")
             try:
                 metrics[name] = float(value)
             except OverflowError:  # an int beyond float range
-                raise ValueError(f"{source}: metric {name!r} is too large for a float") from None
+                raise UsageError(f"{source}: metric {name!r} is too large for a float") from None
         return cls(obj["task"], obj["data"], obj["split"], metrics)
 
 
@@ -128,7 +129,7 @@ def check_params(task: str, params: Mapping[str, Any]) -> None:
     unknown = sorted(set(params) - set(spec.options)) if spec.options is not None else []
     if unknown:
         valid = ", ".join(spec.options) if spec.options else "none (it takes no options)"
-        raise ValueError(f"task {spec.name}: unknown option(s) {', '.join(unknown)}; valid options: {valid}")
+        raise UsageError(f"task {spec.name}: unknown option(s) {', '.join(unknown)}; valid options: {valid}")
 
 
 def register_task(spec: TaskSpec) -> TaskSpec:
@@ -143,7 +144,7 @@ def get_task(name: str) -> TaskSpec:
     """The task type ``name`` (``_`` and ``-`` are interchangeable); KeyError listing the known types."""
     key = name.strip().lower().replace("_", "-")
     if key not in TASKS:
-        raise KeyError(f"unknown task type {name!r}; expected one of {', '.join(TASKS)}")
+        raise UnknownNameError(f"unknown task type {name!r}; expected one of {', '.join(TASKS)}")
     return TASKS[key]
 
 
@@ -174,7 +175,7 @@ def run_task(
     spec = get_task(task)
     options = options or EvalOptions()
     if options.batch_size < 1:
-        raise ValueError(f"batch_size must be >= 1, got {options.batch_size}")
+        raise UsageError(f"batch_size must be >= 1, got {options.batch_size}")
     check_params(spec.name, options.params)
     split = split or spec.default_split
     if loaded is None:
@@ -279,7 +280,7 @@ def _load_classification(folder: Path, split: str) -> Any:
     from contrastkit.evaluation.datafiles import read_labelled
 
     if split == "train":
-        raise ValueError("classification trains its probes on the 'train' split: evaluate on another split")
+        raise UsageError("classification trains its probes on the 'train' split: evaluate on another split")
     return read_labelled(folder, "train"), read_labelled(folder, split)
 
 
@@ -337,7 +338,7 @@ def _run_rerank(encoder: Any, data: Any, options: EvalOptions) -> tuple[dict[str
     params = dict(options.params)
     unknown = set(params) - {"first_stage", "run", "top_k", "alpha", "save_run"}
     if unknown:
-        raise ValueError(f"rerank: unknown option(s) {sorted(unknown)} (first_stage, run, top_k, alpha, save_run)")
+        raise UsageError(f"rerank: unknown option(s) {sorted(unknown)} (first_stage, run, top_k, alpha, save_run)")
     top_k = int(params.get("top_k", 100))
     first = _rerank_first_stage(data, params, options, top_k)
     cross = encoder.encoder if isinstance(encoder, CachedEncoder) else encoder

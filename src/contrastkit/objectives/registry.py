@@ -11,6 +11,7 @@ import difflib
 import inspect
 from collections.abc import Iterator
 
+from contrastkit.errors import UnknownNameError
 from contrastkit.objectives.base import Objective, ObjectiveInfo
 
 
@@ -35,7 +36,7 @@ class Registry:
         except KeyError:
             close = difflib.get_close_matches(name, self._classes, n=3)
             hint = f"; did you mean {', '.join(close)}?" if close else ""
-            raise KeyError(f"unknown objective {name!r}{hint} (see contrastkit.objectives.names())") from None
+            raise UnknownNameError(f"unknown objective {name!r}{hint} (see contrastkit.objectives.names())") from None
 
     def get(self, name: str, **hparams: object) -> Objective:
         """Instantiate ``name`` with ``hparams``; an unknown hyperparameter is a ``TypeError`` naming it."""
