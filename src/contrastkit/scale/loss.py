@@ -95,6 +95,26 @@ class ContrastiveLoss(nn.Module):
             return objective(a @ c.T, targets)
         return combine_parts(self.parts(*inputs)) * objective.loss_factor()
 
+    def pairs(self, anchors: Tensor, candidates: Tensor, targets: Targets) -> Tensor:
+        """The loss of a matrix objective: ``anchors`` (A, d), ``candidates`` (C, d), ``targets`` (A, C); 0-d.
+
+        The typed form of ``self(anchors, candidates, targets)``; a view objective is a TypeError.
+        """
+        if isinstance(self.objective, ViewMatrixObjective):
+            name = self.objective.info.name
+            raise TypeError(f"{name!r} is a view objective: call .views(views, labels) instead of .pairs(...)")
+        return self(anchors, candidates, targets)
+
+    def views(self, views: Tensor, labels: Tensor | None = None) -> Tensor:
+        """The loss of a view objective: ``views`` (V, n, d) and optional ``labels`` (n,); 0-d.
+
+        The typed form of ``self(views[, labels])``; a matrix objective is a TypeError.
+        """
+        if not isinstance(self.objective, ViewMatrixObjective):
+            name = self.objective.info.name
+            raise TypeError(f"{name!r} is a matrix objective: call .pairs(anchors, candidates, targets) instead")
+        return self(views) if labels is None else self(views, labels)
+
     def parts(self, *inputs: Any, reverse: tuple[Tensor, Tensor, Targets] | None = None) -> list[LossParts]:
         """Per direction, the sum of kept row losses and the kept count (before the mean and ``loss_factor``).
 
