@@ -60,3 +60,21 @@ def test_unknown_name_suggests() -> None:
 def test_unknown_hparam_names_it() -> None:
     with pytest.raises(TypeError, match="no hyperparameter tempreature"):
         objectives.get("infonce", tempreature=0.1)
+
+
+def test_name_registry_is_shared_by_objectives_and_tasks() -> None:
+    """One registry class: normalised names, a duplicate refused, an unknown name a located UnknownNameError."""
+    from contrastkit.errors import UnknownNameError
+    from contrastkit.evaluation.tasks import TASKS, get_task
+    from contrastkit.objectives.registry import NameRegistry
+
+    reg: NameRegistry[int] = NameRegistry("thing", normalize=str.lower)
+    reg.add("Alpha", 1)
+    assert reg["ALPHA"] == 1 and "alpha" in reg and reg.names() == ["alpha"]
+    with pytest.raises(ValueError, match="already registered"):
+        reg.add("alpha", 2)
+    with pytest.raises(UnknownNameError, match="did you mean alpha"):
+        reg["alpah"]
+    with pytest.raises(UnknownNameError, match="expected one of alpha"):
+        reg["zzz"]
+    assert isinstance(TASKS, NameRegistry) and get_task("pair_classification") is get_task("pair-classification")

@@ -45,8 +45,9 @@ from pathlib import Path
 from typing import Any
 
 from contrastkit.data.errors import DataError
-from contrastkit.errors import UnknownNameError, UsageError
+from contrastkit.errors import UsageError
 from contrastkit.evaluation.cache import CachedEncoder, EmbeddingCache
+from contrastkit.objectives.registry import NameRegistry
 
 JSON_KEYS = ("task", "data", "split", "metrics")
 
@@ -120,7 +121,7 @@ class TaskSpec:
     options: tuple[str, ...] | None = None
 
 
-TASKS: dict[str, TaskSpec] = {}
+TASKS: NameRegistry[TaskSpec] = NameRegistry("task type", normalize=lambda name: name.strip().lower().replace("_", "-"))
 
 
 def check_params(task: str, params: Mapping[str, Any]) -> None:
@@ -134,23 +135,17 @@ def check_params(task: str, params: Mapping[str, Any]) -> None:
 
 def register_task(spec: TaskSpec) -> TaskSpec:
     """Add ``spec`` under ``spec.name`` (a duplicate name is a ValueError)."""
-    if spec.name in TASKS:
-        raise ValueError(f"task type {spec.name!r} is already registered")
-    TASKS[spec.name] = spec
-    return spec
+    return TASKS.add(spec.name, spec)
 
 
 def get_task(name: str) -> TaskSpec:
-    """The task type ``name`` (``_`` and ``-`` are interchangeable); KeyError listing the known types."""
-    key = name.strip().lower().replace("_", "-")
-    if key not in TASKS:
-        raise UnknownNameError(f"unknown task type {name!r}; expected one of {', '.join(TASKS)}")
-    return TASKS[key]
+    """The task type ``name`` (``_`` and ``-`` are interchangeable); UnknownNameError listing the known types."""
+    return TASKS[name]
 
 
 def task_names() -> list[str]:
     """The registered task type names, in registration order."""
-    return list(TASKS)
+    return TASKS.names()
 
 
 def load_task_data(task: str, data: str | Path, split: str | None = None) -> Any:
