@@ -42,6 +42,11 @@ def split_features(features: Features, chunk_size: int) -> list[Features]:
     return [{k: v[i : i + chunk_size] for k, v in features.items()} for i in range(0, n, chunk_size)]
 
 
+DOCUMENT_PROMPT_NAMES = ("document", "passage", "corpus", "doc")
+"""Names of a document-side prompt, in the order sentence-transformers' ``encode_document`` (and
+``contrastkit eval``) looks for them; ``doc`` is contrastkit's own."""
+
+
 class TextEmbedder(Protocol):
     """What code that only encodes needs of a model: an :class:`Encoder`, or anything with its ``encode``
     (an evaluation ``CachedEncoder``)."""

@@ -41,7 +41,7 @@ from transformers import AutoTokenizer, PreTrainedModel, PreTrainedTokenizerBase
 from transformers.models.auto.configuration_auto import CONFIG_MAPPING_NAMES
 
 from contrastkit import __version__
-from contrastkit.encoders.base import Encoder
+from contrastkit.encoders.base import DOCUMENT_PROMPT_NAMES, Encoder
 from contrastkit.encoders.pooling import PoolingMode
 from contrastkit.errors import ContrastkitError
 
@@ -347,11 +347,6 @@ def _fsync_dir(folder: Path) -> None:
         os.fsync(fd)
     finally:
         os.close(fd)
-
-
-DOCUMENT_PROMPT_NAMES = ("document", "passage", "corpus", "doc")
-"""Names of a document-side prompt, in the order sentence-transformers' ``encode_document`` (and
-``contrastkit eval``) looks for them; ``doc`` is contrastkit's own."""
 
 
 def saved_prompts(prompts: dict[str, str]) -> dict[str, str]:

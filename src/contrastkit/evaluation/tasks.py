@@ -45,6 +45,7 @@ from pathlib import Path
 from typing import Any
 
 from contrastkit.data.errors import DataError
+from contrastkit.encoders.base import DOCUMENT_PROMPT_NAMES
 from contrastkit.errors import UsageError
 from contrastkit.evaluation.cache import CachedEncoder, EmbeddingCache
 from contrastkit.objectives.registry import NameRegistry
@@ -200,8 +201,7 @@ def retrieval_prompts(encoder: Any, options: EvalOptions) -> tuple[str | None, s
     if query is None:
         query = "query" if "query" in prompts else None
     if doc is None:
-        # encoders.io.DOCUMENT_PROMPT_NAMES (not imported: it loads transformers)
-        doc = next((n for n in ("document", "passage", "corpus", "doc") if n in prompts), None)
+        doc = next((n for n in DOCUMENT_PROMPT_NAMES if n in prompts), None)
     return query or None, doc or None
 
 
