@@ -16,6 +16,8 @@ import os
 import tempfile
 from pathlib import Path
 
+from contrastkit.errors import UsageError
+
 
 def explain_os_error(err: OSError, path: str | Path) -> str:
     """A reason in words for ``err``, met while writing at ``path`` (the error's own file name when it has one)."""
@@ -63,3 +65,11 @@ def output_problem(path: str | Path, *, folder: bool) -> str | None:
     except OSError as err:
         return explain_os_error(err, base)
     return None
+
+
+def require_writable(option: str, path: str | Path, *, folder: bool = False) -> None:
+    """:class:`~contrastkit.errors.UsageError` naming the command-line ``option`` and why ``path`` cannot be
+    written (:func:`output_problem`); nothing when it can."""
+    problem = output_problem(path, folder=folder)
+    if problem is not None:
+        raise UsageError(f"{option}: {problem}")

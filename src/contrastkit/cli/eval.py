@@ -99,12 +99,11 @@ def format_metrics(result: TaskResult) -> str:
 
 def _check_outputs(args: argparse.Namespace) -> None:
     """Refuse a ``--json`` file or a ``--report`` folder that cannot be written, naming the path and why."""
-    from contrastkit.outputs import output_problem
+    from contrastkit.outputs import require_writable
 
     for option, path, folder in (("--json", args.json_out, False), ("--report", args.report, True)):
-        problem = output_problem(path, folder=folder) if path and path != "-" else None
-        if problem is not None:
-            raise UsageError(f"{option}: {problem}")
+        if path and path != "-":
+            require_writable(option, path, folder=folder)
 
 
 def run(args: argparse.Namespace) -> int:

@@ -210,13 +210,10 @@ def _rescorer(
 
 def _check_outputs(out: Path) -> None:
     """Refuse an ``--out`` (or its report files) that cannot be written, naming the path and why."""
-    from contrastkit.cli.main import CliError
-    from contrastkit.outputs import output_problem
+    from contrastkit.outputs import require_writable
 
     for path in (out, out.with_name(out.stem + ".report.json"), out.with_name(out.stem + ".report.md")):
-        problem = output_problem(path, folder=False)
-        if problem is not None:
-            raise CliError(f"--out: {problem}")
+        require_writable("--out", path)
 
 
 def _encoder(model: str) -> Encoder:
