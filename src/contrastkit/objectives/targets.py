@@ -140,9 +140,10 @@ class Targets:
             self.validate()
 
     @classmethod
-    def parts(cls) -> list[tuple[str, Role, int]]:
-        """``(name, role, dims)`` of every tensor field: the one list that slicing, padding and moving follow."""
-        return [(f.name, f.metadata["role"], f.metadata["dims"]) for f in fields(cls) if "role" in f.metadata]
+    def parts(cls) -> tuple[tuple[str, Role, int], ...]:
+        """``(name, role, dims)`` of every tensor field: the one list that slicing, padding and moving follow
+        (read from the dataclass fields once; every Targets built checks its shapes against it)."""
+        return _PARTS
 
     def derive(self, **changes: Any) -> Targets:
         """``replace(self, **changes)`` for parts computed from these (already valid) targets: shapes are checked,
@@ -447,6 +448,9 @@ _ROW_IDS_OF = {"pos_col_ids": "pos_row_ids", "mask_col_ids": "mask_row_ids"}
 
 
 # the value of each dense part on appended columns
+_PARTS: tuple[tuple[str, Role, int], ...] = tuple(
+    (f.name, f.metadata["role"], f.metadata["dims"]) for f in fields(Targets) if "role" in f.metadata
+)
 _FILL = {f.name: f.metadata["fill"] for f in fields(Targets) if f.metadata.get("role") == "dense"}
 
 
